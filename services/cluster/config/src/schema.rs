@@ -1,0 +1,148 @@
+//! The config schema. Unknown keys are errors (`deny_unknown_fields`), so a
+//! typo never silently falls back to a default.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::Deserialize;
+
+use crate::values::{ClusterKey, MacAddr};
+
+/// Largest cluster the firmware supports (sharer sets are 64-bit masks).
+pub const MAX_NODES: usize = 64;
+
+/// A whole `hw-configs/*.toml` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub cluster: ClusterSection,
+    #[serde(default)]
+    pub hypervisor: HypervisorSection,
+    #[serde(default)]
+    pub guest: GuestSection,
+    /// Settings only the QEMU harness reads; absent for real servers.
+    pub qemu: Option<QemuSection>,
+    #[serde(rename = "node")]
+    pub nodes: Vec<NodeConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Short name shown in banners and logs: `[a-z0-9_-]`, at most 32 bytes.
+    pub name: String,
+    /// Key for the keyed MAC on every cluster frame.
+    pub key: ClusterKey,
+    /// How a node powers off when its run ends.
+    #[serde(default)]
+    pub poweroff: PowerOff,
+}
+
+/// How the firmware ends a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PowerOff {
+    /// ACPI S5 through the FADT's PM1 control block: QEMU exits with status 0.
+    #[default]
+    Acpi,
+    /// QEMU's `isa-debug-exit` device at I/O port 0xf4: the exit status
+    /// carries the verdict (`(code << 1) | 1`). Test configs only.
+    IsaDebugExit,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HypervisorSection {
+    /// Memory each node keeps for Sinter itself; the rest becomes guest RAM.
+    #[serde(default = "default_reserved_memory_mib")]
+    pub reserved_memory_mib: u32,
+}
+
+fn default_reserved_memory_mib() -> u32 {
+    64
+}
+
+impl Default for HypervisorSection {
+    fn default() -> Self {
+        Self { reserved_memory_mib: default_reserved_memory_mib() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestSection {
+    /// Guest kernel: `"debian"` for the cached Debian `linux-image-amd64`, or a
+    /// path relative to the config file. Absent: no guest (firmware only).
+    pub kernel: Option<String>,
+    #[serde(default)]
+    pub cmdline: String,
+    /// Guest RAM in MiB; absent means "everything the nodes do not reserve".
+    pub memory_mib: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuSection {
+    /// `-cpu` model; it must offer SVM with nested paging.
+    #[serde(default = "default_qemu_cpu")]
+    pub cpu: String,
+    /// `-machine` type.
+    #[serde(default = "default_qemu_machine")]
+    pub machine: String,
+}
+
+fn default_qemu_cpu() -> String {
+    String::from("EPYC,+svm,+npt")
+}
+
+fn default_qemu_machine() -> String {
+    String::from("q35")
+}
+
+/// One member of the cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// 0-based; node 0 is the boot node that starts the guest.
+    pub id: u16,
+    /// MAC of the NIC that carries cluster traffic.
+    pub mac: MacAddr,
+    pub nic: NicModel,
+    /// Cores this node has. The harness gives QEMU `-smp cores`; on a real
+    /// server it is what the firmware expects to find in the MADT.
+    pub cores: Option<u16>,
+    /// RAM this node has, in MiB (QEMU `-m`).
+    pub memory_mib: Option<u32>,
+    /// Free text shown in banners (`"rack 3, slot 2"`).
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NicModel {
+    VirtioNet,
+    E1000e,
+}
+
+impl NicModel {
+    /// QEMU `-device` name of this model.
+    pub fn qemu_device(self) -> &'static str {
+        match self {
+            NicModel::VirtioNet => "virtio-net-pci",
+            NicModel::E1000e => "e1000e",
+        }
+    }
+}
+
+/// `node.toml` on each image: which member of the cluster this image is.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSelector {
+    pub node: u16,
+}
+
+impl ClusterConfig {
+    pub fn node(&self, id: u16) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}

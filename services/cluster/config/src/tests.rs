@@ -1,0 +1,161 @@
+use crate::*;
+
+const GOOD: &str = r#"
+[cluster]
+name = "t"
+key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+[[node]]
+id = 0
+mac = "52:54:00:00:00:01"
+nic = "virtio-net"
+cores = 2
+memory_mib = 512
+
+[[node]]
+id = 1
+mac = "52:54:00:00:00:02"
+nic = "e1000e"
+"#;
+
+fn err(text: &str) -> ConfigError {
+    parse_cluster(text).expect_err("config should be rejected")
+}
+
+#[test]
+fn shipped_configs_parse() {
+    for (name, text) in [
+        ("qemu-1node", include_str!("../../../../hw-configs/qemu-1node.toml")),
+        ("qemu-2node", include_str!("../../../../hw-configs/qemu-2node.toml")),
+        ("qemu-4node", include_str!("../../../../hw-configs/qemu-4node.toml")),
+        ("example", include_str!("../../../../hw-configs/example-2socket-server.toml")),
+    ] {
+        let config = parse_cluster(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!config.nodes.is_empty());
+    }
+    let two = parse_cluster(include_str!("../../../../hw-configs/qemu-2node.toml")).unwrap();
+    assert_eq!(two.nodes.len(), 2);
+    assert_eq!(two.nodes[1].mac.to_string(), "52:54:00:5e:00:01");
+    assert_eq!(two.cluster.poweroff, PowerOff::Acpi);
+}
+
+#[test]
+fn good_config_has_defaults() {
+    let config = parse_cluster(GOOD).unwrap();
+    assert_eq!(config.hypervisor.reserved_memory_mib, 64);
+    assert_eq!(config.nodes[1].nic, NicModel::E1000e);
+    assert_eq!(config.nodes[1].cores, None);
+    assert!(config.qemu.is_none());
+    assert_eq!(config.cluster.key.0[1], 0x11);
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let text = GOOD.replace("nic = \"e1000e\"", "nic = \"e1000e\"\nspeed = 10");
+    let e = err(&text);
+    assert_eq!(e.key, "speed");
+    assert_eq!(e.line, Some(17));
+    assert!(e.problem.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn bad_mac_is_reported() {
+    let e = err(&GOOD.replace("52:54:00:00:00:02", "52:54:00:00:02"));
+    assert!(e.problem.contains("invalid MAC"), "{e}");
+    assert_eq!(e.line, Some(15));
+}
+
+#[test]
+fn duplicate_mac_names_both_nodes() {
+    let e = err(&GOOD.replace("52:54:00:00:00:02", "52:54:00:00:00:01"));
+    assert_eq!(e.key, "node[1].mac");
+    assert!(e.problem.contains("node[0]"), "{e}");
+}
+
+#[test]
+fn group_mac_rejected() {
+    let e = err(&GOOD.replace("52:54:00:00:00:02", "01:00:5e:00:00:02"));
+    assert_eq!(e.key, "node[1].mac");
+}
+
+#[test]
+fn ids_must_follow_file_order() {
+    let e = err(&GOOD.replace("id = 1", "id = 5"));
+    assert_eq!(e.key, "node[1].id");
+}
+
+#[test]
+fn short_key_rejected() {
+    let e = err(&GOOD.replace("eeff\"", "ee\""));
+    assert!(e.problem.contains("64 hex digits"), "{e}");
+}
+
+#[test]
+fn zero_key_rejected() {
+    let zero = "0".repeat(64);
+    let e = err(&GOOD.replace("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", &zero));
+    assert_eq!(e.key, "cluster.key");
+}
+
+#[test]
+fn unknown_nic_rejected() {
+    let e = err(&GOOD.replace("\"e1000e\"", "\"rtl8139\""));
+    assert!(e.problem.contains("rtl8139"), "{e}");
+}
+
+#[test]
+fn reservation_must_leave_guest_memory() {
+    let text = GOOD.replace("[[node]]\nid = 0", "[hypervisor]\nreserved_memory_mib = 512\n\n[[node]]\nid = 0");
+    let e = err(&text);
+    assert_eq!(e.key, "hypervisor.reserved_memory_mib");
+}
+
+#[test]
+fn qemu_section_needs_sizes() {
+    let text = GOOD.replace("[[node]]\nid = 0", "[qemu]\n\n[[node]]\nid = 0");
+    let e = err(&text);
+    assert_eq!(e.key, "node[1].cores");
+}
+
+#[test]
+fn missing_section_and_syntax_errors() {
+    assert!(err("").problem.contains("missing field"));
+    let e = err("[cluster\nname=");
+    assert!(e.line.is_some(), "{e}");
+    assert!(err("[[node]]\nid = 0\n").problem.contains("missing field"));
+}
+
+#[test]
+fn guest_memory_cannot_exceed_nodes() {
+    let text = GOOD.replace("id = 1", "id = 1\nmemory_mib = 512").replace(
+        "[[node]]\nid = 0",
+        "[guest]\nmemory_mib = 2000\n\n[[node]]\nid = 0",
+    );
+    assert_eq!(err(&text).key, "guest.memory_mib");
+}
+
+#[test]
+fn node_selector_checked_against_cluster() {
+    let config = parse_cluster(GOOD).unwrap();
+    assert_eq!(parse_node_selector("node = 1", &config).unwrap().node, 1);
+    assert_eq!(parse_node_selector("node = 2", &config).unwrap_err().key, "node");
+    assert!(parse_node_selector("nod = 1", &config).is_err());
+}
+
+#[test]
+fn file_error_display_names_file_line_and_key() {
+    let e = err(&GOOD.replace("nic = \"e1000e\"", "nic = \"e1000e\"\nspeed = 10"));
+    let shown = FileError { file: "hw-configs/x.toml".into(), error: e }.to_string();
+    assert!(shown.starts_with("hw-configs/x.toml:17: `speed`: unknown field"), "{shown}");
+}
+
+#[test]
+fn garbage_never_panics() {
+    let samples = ["\u{0}", "[[[", "key = \"", "[cluster]\nname = 3", "a.b.c = [1,2,{x=1}]"];
+    for sample in samples {
+        assert!(parse_cluster(sample).is_err());
+    }
+    for cut in 0..GOOD.len() {
+        let _ = parse_cluster(&GOOD[..cut]);
+    }
+}

@@ -1,0 +1,1 @@
+//! Whole-system tests: see `tests/*.rs`. They boot QEMU clusters through `xtask`'s harness.

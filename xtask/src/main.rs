@@ -1,0 +1,185 @@
+//! `cargo xtask`: Sinter's build tool. See `cargo xtask --help`.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use xtask::cluster::{Cluster, ClusterOptions};
+use xtask::paths::{default_config, out_dir, resolve_config, workspace_root};
+use xtask::{build, images, prereq};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, boot and test Sinter")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write one bootable USB-stick image per node of a config.
+    Image {
+        #[arg(long, default_value_os_t = default_config())]
+        config: PathBuf,
+        /// Output folder (default: target/sinter/images).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Build the images and boot one QEMU per node, joined by the switch.
+    Run {
+        #[arg(long, default_value_os_t = default_config())]
+        config: PathBuf,
+        /// Boot only the first N nodes.
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Give up (and stop every node) after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Fault injection on every node's link, e.g. "drop=10,dup=5,delay=2ms".
+        #[arg(long)]
+        faults: Option<String>,
+    },
+    /// Run every host test, then the QEMU integration tests.
+    Test {
+        /// Only the host tests (no QEMU).
+        #[arg(long)]
+        host_only: bool,
+        /// Extra arguments for the system tests' harness (a test name filter).
+        filter: Vec<String>,
+    },
+    /// rustfmt, clippy (host and bare-metal targets), dependency licences/advisories.
+    Lint,
+    /// Benchmarks; figures go to docs/benchmarks.md by hand, with date and machine.
+    Bench,
+    /// Check the prerequisites and say what is missing.
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Image { config, out } => image(config, out),
+        Cmd::Run { config, nodes, timeout, faults } => run(config, nodes, timeout, faults),
+        Cmd::Test { host_only, filter } => test(host_only, &filter),
+        Cmd::Lint => lint(),
+        Cmd::Bench => bench(),
+        Cmd::Doctor => doctor(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, no backtrace: the message says what to do.
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn image(config: PathBuf, out: Option<PathBuf>) -> Result<()> {
+    prereq::ensure_targets()?;
+    let config = images::load_config(&resolve_config(&config))?;
+    let firmware = build::build_firmware(&[])?;
+    let out = out.unwrap_or_else(|| out_dir().join("images"));
+    let written = images::write_images(&config, &firmware, &Vec::new(), &out)?;
+    println!("{} image(s) for cluster `{}` in {}", written.len(), config.config.cluster.name, out.display());
+    for image in written {
+        println!("  node {}: {}   (write with: sudo dd if={} of=/dev/sdX bs=4M conv=fsync)", image.node, image.path.display(), image.path.display());
+    }
+    Ok(())
+}
+
+fn run(config: PathBuf, nodes: Option<usize>, timeout: u64, faults: Option<String>) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    let mut options = ClusterOptions::new(config);
+    options.nodes = nodes;
+    options.echo = true;
+    let mut cluster = Cluster::launch(&options)?;
+    if let Some(spec) = &faults {
+        for node in &cluster.nodes {
+            cluster.switch.set_faults_spec(node.switch_port, spec).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+        }
+    }
+    eprintln!(
+        "xtask: booting {} node(s) of `{}` (Ctrl-C stops all; logs in {})",
+        cluster.nodes.len(),
+        cluster.config.config.cluster.name,
+        cluster.run_dir.display()
+    );
+    let exits = cluster.wait(Duration::from_secs(timeout), &|| stop.load(Ordering::SeqCst));
+    let mut failed = false;
+    for (node, exit) in cluster.nodes.iter().zip(&exits) {
+        eprintln!("xtask: node {} ended: {:?}", node.id, exit);
+        failed |= !exit.is_clean();
+    }
+    eprintln!("xtask: switch counters:\n{}", cluster.switch.stats());
+    if stop.load(Ordering::SeqCst) {
+        bail!("stopped by Ctrl-C");
+    }
+    if failed {
+        bail!("a node did not power off cleanly (see its console above)");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn step(what: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {what}");
+    let status = cmd.status().with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        bail!("{what} failed");
+    }
+    Ok(())
+}
+
+fn test(host_only: bool, filter: &[String]) -> Result<()> {
+    prereq::ensure_targets()?;
+    step("host tests (cargo test)", cargo().args(["test", "--quiet"]))?;
+    step(
+        "loom model of the IPC rings",
+        cargo()
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", out_dir().join("loom-target"))
+            .args(["test", "--quiet", "--release", "-p", "sinter-ipc", "--lib", "loom"]),
+    )?;
+    if host_only {
+        return Ok(());
+    }
+    // Fail with a one-line fix before building anything for QEMU.
+    prereq::check_for_run()?;
+    step(
+        "system tests (QEMU clusters)",
+        cargo().args(["test", "-p", "sinter-system-tests", "--", "--test-threads=2"]).args(filter),
+    )
+}
+
+fn lint() -> Result<()> {
+    step("rustfmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step("clippy (host crates)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    step("clippy (system tests)", cargo().args(["clippy", "-p", "sinter-system-tests", "--all-targets", "--", "-D", "warnings"]))?;
+    step("clippy (kernel)", cargo().args(["clippy", "-p", "sinter-kernel", "--target", "x86_64-unknown-none", "--", "-D", "warnings"]))?;
+    step("clippy (loader)", cargo().args(["clippy", "-p", "sinter-loader", "--target", "x86_64-unknown-uefi", "--", "-D", "warnings"]))?;
+    step("dependency licences and bans", cargo().args(["deny", "--all-features", "check", "licenses", "bans", "sources"]))
+}
+
+fn bench() -> Result<()> {
+    step("coherence protocol benchmarks", cargo().args(["bench", "-p", "sinter-coherence-protocol"]))
+}
+
+fn doctor() -> Result<()> {
+    prereq::ensure_targets()?;
+    let qemu = prereq::qemu_binary()?;
+    let ovmf = prereq::ovmf()?;
+    println!("rustup targets: ok\nqemu: {}\novmf: {} + {}", qemu.display(), ovmf.code.display(), ovmf.vars.display());
+    Ok(())
+}
