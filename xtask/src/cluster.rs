@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use sinter_switch::{PortId, Switch, SwitchHandle};
+use sinter_switch::{HostEndpoint, PortId, Switch, SwitchHandle};
 
 use crate::build::{build_firmware, Firmware};
 use crate::console::{spawn_reader, ConsoleLog};
@@ -32,8 +32,14 @@ pub struct ClusterOptions {
     pub payload: Payload,
     /// Echo consoles to stdout with `[node k]` prefixes.
     pub echo: bool,
-    /// Extra arguments for every node's QEMU.
+    /// Extra arguments for every node's QEMU; `{node}` and `{run_dir}` are
+    /// replaced by the node id and the run folder.
     pub extra_qemu_args: Vec<String>,
+    /// Host endpoints to attach to the switch (tests inject/capture frames).
+    pub host_ports: usize,
+    /// Replaces the generated `node.toml` on every image (tests of the
+    /// firmware's own config checks; xtask validates what it writes).
+    pub node_toml_override: Option<String>,
     /// Keep the run folder (images, logs) after the cluster is dropped.
     pub keep_run_dir: bool,
 }
@@ -47,6 +53,8 @@ impl ClusterOptions {
             payload: Vec::new(),
             echo: false,
             extra_qemu_args: Vec::new(),
+            host_ports: 0,
+            node_toml_override: None,
             keep_run_dir: false,
         }
     }
@@ -71,6 +79,7 @@ pub struct Cluster {
     pub config: LoadedConfig,
     pub nodes: Vec<Node>,
     pub switch: SwitchHandle,
+    pub host_ports: Vec<HostEndpoint>,
     pub run_dir: PathBuf,
     keep_run_dir: bool,
 }
@@ -107,7 +116,7 @@ impl Cluster {
             RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-        let mut images = write_images(&config, firmware, &options.payload, &run_dir)?;
+        let mut images = write_images(&config, firmware, &options.payload, options.node_toml_override.as_deref(), &run_dir)?;
         let count = options.nodes.unwrap_or(config.config.nodes.len());
         if count == 0 || count > config.config.nodes.len() {
             bail!("--nodes {count}: {} has {} nodes", config.path.display(), config.config.nodes.len());
@@ -124,14 +133,23 @@ impl Cluster {
             machine.net_local = reserve_udp_port()?;
             let port = switch.add_qemu_port(Some(machine.net_local)).context("adding a switch port")?;
             machine.net_remote = switch.switch_addr(port).context("switch port has no address")?;
-            machine.extra_args = options.extra_qemu_args.clone();
+            machine.extra_args = options
+                .extra_qemu_args
+                .iter()
+                .map(|arg| arg.replace("{node}", &image.node.to_string()).replace("{run_dir}", &run_dir.display().to_string()))
+                .collect();
             std::fs::copy(&ovmf.vars, &machine.ovmf_vars).with_context(|| format!("copying {}", ovmf.vars.display()))?;
             machines.push(machine);
             ports.push(port);
         }
+        let mut host_ports = Vec::new();
+        for _ in 0..options.host_ports {
+            host_ports.push(switch.add_host_port().context("adding a host port")?);
+        }
         let switch = switch.start().context("starting the switch")?;
 
-        let mut cluster = Cluster { config, nodes: Vec::new(), switch, run_dir, keep_run_dir: options.keep_run_dir };
+        let mut cluster =
+            Cluster { config, nodes: Vec::new(), switch, host_ports, run_dir, keep_run_dir: options.keep_run_dir };
         for (machine, port) in machines.into_iter().zip(ports) {
             let id = cluster.nodes.len() as u16;
             let mut cmd = machine.command();

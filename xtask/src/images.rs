@@ -33,7 +33,15 @@ pub struct NodeImage {
 /// Extra files to put in `\sinter\payload\` on every node's image.
 pub type Payload = Vec<(String, Vec<u8>)>;
 
-pub fn write_images(config: &LoadedConfig, firmware: &Firmware, payload: &Payload, out: &Path) -> Result<Vec<NodeImage>> {
+/// Writes one image per node into `out`. `node_toml` replaces the generated
+/// node selector (tests of the firmware's own checks only).
+pub fn write_images(
+    config: &LoadedConfig,
+    firmware: &Firmware,
+    payload: &Payload,
+    node_toml: Option<&str>,
+    out: &Path,
+) -> Result<Vec<NodeImage>> {
     let loader = std::fs::read(&firmware.loader_efi).with_context(|| format!("reading {}", firmware.loader_efi.display()))?;
     let kernel = std::fs::read(&firmware.kernel_elf).with_context(|| format!("reading {}", firmware.kernel_elf.display()))?;
     let mut images = Vec::new();
@@ -42,7 +50,14 @@ pub fn write_images(config: &LoadedConfig, firmware: &Firmware, payload: &Payloa
             EspFile::new(UEFI_BOOT_PATH, loader.clone()),
             EspFile::new(KERNEL_PATH, kernel.clone()),
             EspFile::new(CLUSTER_CONFIG_PATH, config.text.clone().into_bytes()),
-            EspFile::new(NODE_CONFIG_PATH, format!("# Which member of cluster `{}` this stick boots.\nnode = {}\n", config.config.cluster.name, node.id).into_bytes()),
+            EspFile::new(
+                NODE_CONFIG_PATH,
+                match node_toml {
+                    Some(text) => text.to_string(),
+                    None => format!("# Which member of cluster `{}` this stick boots.\nnode = {}\n", config.config.cluster.name, node.id),
+                }
+                .into_bytes(),
+            ),
         ];
         for (name, bytes) in payload {
             files.push(EspFile::new(format!("{}/{name}", sinter_image::PAYLOAD_DIR), bytes.clone()));

@@ -84,7 +84,7 @@ fn image(config: PathBuf, out: Option<PathBuf>) -> Result<()> {
     let config = images::load_config(&resolve_config(&config))?;
     let firmware = build::build_firmware(&[])?;
     let out = out.unwrap_or_else(|| out_dir().join("images"));
-    let written = images::write_images(&config, &firmware, &Vec::new(), &out)?;
+    let written = images::write_images(&config, &firmware, &Vec::new(), None, &out)?;
     println!("{} image(s) for cluster `{}` in {}", written.len(), config.config.cluster.name, out.display());
     for image in written {
         println!("  node {}: {}   (write with: sudo dd if={} of=/dev/sdX bs=4M conv=fsync)", image.node, image.path.display(), image.path.display());
