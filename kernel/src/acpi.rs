@@ -17,9 +17,11 @@ struct DirectMap;
 impl AcpiHandler for DirectMap {
     unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
         let virt = phys_to_virt(physical_address as u64) as *mut T;
+        // The direct map starts far above 0, so the pointer is never null.
+        let virt = NonNull::new(virt).unwrap_or(NonNull::dangling());
         // SAFETY: ACPI tables lie in RAM the loader direct-mapped; the address
         // comes from a checksummed RSDP/XSDT, and `new` only records it.
-        unsafe { PhysicalMapping::new(physical_address, NonNull::new_unchecked(virt), size, size, *self) }
+        unsafe { PhysicalMapping::new(physical_address, virt, size, size, *self) }
     }
 
     fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
@@ -69,14 +71,16 @@ impl Platform {
         let sleep_types = tables.dsdt().ok().and_then(|dsdt| {
             // SAFETY: the DSDT body lies in ACPI memory mapped by the direct
             // map; the length comes from its checksummed header.
-            let aml = unsafe { core::slice::from_raw_parts(phys_to_virt(dsdt.address as u64) as *const u8, dsdt.length as usize) };
+            let aml = unsafe {
+                core::slice::from_raw_parts(phys_to_virt(dsdt.address as u64) as *const u8, dsdt.length as usize)
+            };
             find_s5(aml)
         });
         let power = PowerInfo {
             pm1a_control: io_port(fadt.pm1a_control_block().ok()),
             pm1b_control: io_port(fadt.pm1b_control_block().ok().flatten()),
             sleep_types,
-            smi_command: u16::try_from({ fadt.smi_cmd_port }).unwrap_or(0),
+            smi_command: u16::try_from(fadt.smi_cmd_port).unwrap_or(0),
             acpi_enable: fadt.acpi_enable,
         };
         Ok(Self { cpu_count, power })

@@ -15,13 +15,23 @@ pub enum BootInfoError {
     SliceOutsideMap(&'static str),
 }
 
+impl core::fmt::Display for BootInfoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootInfoError::NotInDirectMap => f.write_str("record address is not in the direct map"),
+            BootInfoError::Record(why) => write!(f, "{why:?}"),
+            BootInfoError::SliceOutsideMap(what) => write!(f, "the {what} lies outside mapped memory"),
+        }
+    }
+}
+
 pub fn phys_to_virt(phys: u64) -> u64 {
     DIRECT_MAP_BASE + phys
 }
 
 impl BootInfo {
     pub fn from_loader(handoff_virt: u64) -> Result<Self, BootInfoError> {
-        if handoff_virt < DIRECT_MAP_BASE || handoff_virt % 8 != 0 {
+        if handoff_virt < DIRECT_MAP_BASE || !handoff_virt.is_multiple_of(8) {
             return Err(BootInfoError::NotInDirectMap);
         }
         // SAFETY: the loader placed the record in a page of its own, mapped in

@@ -8,13 +8,11 @@ const BOOT_HEAP_SIZE: usize = 4 << 20;
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
 
-#[repr(align(4096))]
-struct HeapArea([u8; BOOT_HEAP_SIZE]);
-
-static mut HEAP_AREA: HeapArea = HeapArea([0; BOOT_HEAP_SIZE]);
+static mut HEAP_AREA: [u8; BOOT_HEAP_SIZE] = [0; BOOT_HEAP_SIZE];
 
 pub fn init() {
+    let area = core::ptr::addr_of_mut!(HEAP_AREA).cast::<u8>();
     // SAFETY: called once on the boot core before any allocation; HEAP_AREA is
     // used by nothing but the allocator, which owns it from here on.
-    unsafe { HEAP.lock().init(core::ptr::addr_of_mut!(HEAP_AREA).cast::<u8>(), BOOT_HEAP_SIZE) };
+    unsafe { HEAP.lock().init(area, BOOT_HEAP_SIZE) };
 }

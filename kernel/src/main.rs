@@ -32,7 +32,7 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
     heap::init();
     let boot = match BootInfo::from_loader(handoff_virt) {
         Ok(boot) => boot,
-        Err(why) => fatal(format_args!("hand-off record rejected: {why:?}")),
+        Err(why) => fatal(format_args!("hand-off record rejected: {why}")),
     };
     let (cluster, node) = match read_config(&boot) {
         Ok(pair) => pair,
@@ -58,11 +58,13 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
 }
 
 fn read_config(boot: &BootInfo) -> Result<(ClusterConfig, NodeSelector), alloc::string::String> {
-    let text = core::str::from_utf8(boot.cluster_config()).map_err(|_| "\\sinter\\cluster.toml is not UTF-8".into())
-        .map_err(|e: &str| alloc::string::String::from(e))?;
+    let text = core::str::from_utf8(boot.cluster_config())
+        .map_err(|_| alloc::string::String::from("\\sinter\\cluster.toml is not UTF-8"))?;
     let cluster = sinter_config::parse_cluster(text).map_err(|e| alloc::format!("\\sinter\\cluster.toml: {e}"))?;
-    let node_text = core::str::from_utf8(boot.node_config()).map_err(|_| alloc::string::String::from("\\sinter\\node.toml is not UTF-8"))?;
-    let node = sinter_config::parse_node_selector(node_text, &cluster).map_err(|e| alloc::format!("\\sinter\\node.toml: {e}"))?;
+    let node_text = core::str::from_utf8(boot.node_config())
+        .map_err(|_| alloc::string::String::from("\\sinter\\node.toml is not UTF-8"))?;
+    let node = sinter_config::parse_node_selector(node_text, &cluster)
+        .map_err(|e| alloc::format!("\\sinter\\node.toml: {e}"))?;
     Ok((cluster, node))
 }
 

@@ -42,10 +42,9 @@ pub fn acpi_poweroff(power: &PowerInfo) {
     if let Some(pm1b) = power.pm1b_control {
         let mut port = Port::<u16>::new(pm1b);
         // SAFETY: PM1b_CNT from the FADT, as for PM1a.
-        unsafe {
-            let value = port.read();
-            port.write(pm1_sleep_value(value, types.pm1b));
-        }
+        let value = unsafe { port.read() };
+        // SAFETY: as above.
+        unsafe { port.write(pm1_sleep_value(value, types.pm1b)) };
     }
     // SAFETY: as above; this write powers the machine off.
     unsafe { pm1a_port.write(pm1_sleep_value(current, types.pm1a)) };

@@ -63,3 +63,18 @@ fn firmware_rejects_a_malformed_node_toml() {
     assert!(log.contains("FATAL: \\sinter\\node.toml: line"), "no clear report:\n{log}");
     assert_eq!(exits[0], NodeExit::FirmwareFailure, "{log}");
 }
+
+#[test]
+fn four_node_cluster_with_e1000e_boots() {
+    let options = ClusterOptions::new(hw_config("qemu-4node.toml"));
+    let mut cluster = Cluster::launch(&options).expect("cluster launches");
+    let exits = cluster.wait(BOOT_TIMEOUT, &|| false);
+    for node in &cluster.nodes {
+        let log = node.console.text();
+        let banner = node.console.lines().into_iter().find(|l| l.starts_with("banner:"));
+        let banner = parse_banner(&banner.unwrap_or_else(|| panic!("node {} printed no banner:\n{log}", node.id)));
+        assert_eq!(banner["node"], node.id.to_string());
+        assert_eq!(banner["nic"], "E1000e");
+        assert_eq!(exits[usize::from(node.id)], NodeExit::PoweredOff, "node {}:\n{log}", node.id);
+    }
+}

@@ -25,17 +25,17 @@ fn ethertype(frame: &[u8]) -> u16 {
 fn switch_forwards_frames_between_qemu_nodes() {
     let mut options = ClusterOptions::new(hw_config("qemu-2node.toml"));
     options.host_ports = 1;
-    options.extra_qemu_args = ["-S", "-object", "filter-dump,id=dump0,netdev=net0,file={run_dir}/node{node}.pcap"]
-        .map(String::from)
-        .to_vec();
+    options.extra_qemu_args =
+        ["-S", "-object", "filter-dump,id=dump0,netdev=net0,file={run_dir}/node{node}.pcap"].map(String::from).to_vec();
     let mut cluster = Cluster::launch(&options).expect("cluster launches");
     let config = cluster.config.config.clone();
     let mac0 = MacAddr(config.nodes[0].mac.0);
-    let mac1 = MacAddr(config.nodes[1].mac.0);
 
     // QMP comes up a moment after QEMU starts.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while cluster.qmp(0, r#"{"execute":"query-status"}"#).is_err() || cluster.qmp(1, r#"{"execute":"query-status"}"#).is_err() {
+    while cluster.qmp(0, r#"{"execute":"query-status"}"#).is_err()
+        || cluster.qmp(1, r#"{"execute":"query-status"}"#).is_err()
+    {
         assert!(Instant::now() < deadline, "QMP never came up");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -45,7 +45,9 @@ fn switch_forwards_frames_between_qemu_nodes() {
         assert!(reply.contains("\"return\""), "cont: {reply}");
     }
     // Node 0's QEMU sends RARP announcements from its NIC's MAC.
-    let reply = cluster.qmp(0, r#"{"execute":"announce-self","arguments":{"initial":50,"max":100,"rounds":2,"step":50}}"#).unwrap();
+    let reply = cluster
+        .qmp(0, r#"{"execute":"announce-self","arguments":{"initial":50,"max":100,"rounds":2,"step":50}}"#)
+        .unwrap();
     assert!(reply.contains("\"return\""), "announce-self: {reply}");
 
     // They are broadcast, so the host endpoint sees them too.
@@ -67,6 +69,9 @@ fn switch_forwards_frames_between_qemu_nodes() {
     host.send(&probe).unwrap();
     std::thread::sleep(Duration::from_secs(1));
 
+    // The switch learned node 0's MAC on node 0's port.
+    let node0_port = cluster.nodes[0].switch_port;
+    assert!(cluster.switch.mac_table().contains(&(mac0, node0_port)), "{:?}", cluster.switch.mac_table());
     let stats0 = cluster.switch.port_stats(cluster.nodes[0].switch_port).unwrap();
     let stats1 = cluster.switch.port_stats(cluster.nodes[1].switch_port).unwrap();
     for node in 0..2 {
@@ -75,13 +80,15 @@ fn switch_forwards_frames_between_qemu_nodes() {
     }
     cluster.wait(Duration::from_secs(30), &|| false);
 
-    let rx1 = read_frames(&std::fs::read(cluster.run_dir.join("node1.pcap")).expect("node 1 pcap")).expect("node 1 pcap parses");
+    let rx1 = read_frames(&std::fs::read(cluster.run_dir.join("node1.pcap")).expect("node 1 pcap"))
+        .expect("node 1 pcap parses");
     assert!(
         rx1.iter().any(|f| frame_macs(f) == Some((MacAddr::BROADCAST, mac0)) && ethertype(f) == ETHERTYPE_RARP),
         "node 1's NIC never received node 0's RARP; it got {} frame(s)",
         rx1.len()
     );
-    let rx0 = read_frames(&std::fs::read(cluster.run_dir.join("node0.pcap")).expect("node 0 pcap")).expect("node 0 pcap parses");
+    let rx0 = read_frames(&std::fs::read(cluster.run_dir.join("node0.pcap")).expect("node 0 pcap"))
+        .expect("node 0 pcap parses");
     assert!(
         rx0.iter().any(|f| f.as_slice() == probe.as_slice()),
         "node 0's NIC never received the host's probe; it got {} frame(s)",

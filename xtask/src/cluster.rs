@@ -116,7 +116,8 @@ impl Cluster {
             RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-        let mut images = write_images(&config, firmware, &options.payload, options.node_toml_override.as_deref(), &run_dir)?;
+        let mut images =
+            write_images(&config, firmware, &options.payload, options.node_toml_override.as_deref(), &run_dir)?;
         let count = options.nodes.unwrap_or(config.config.nodes.len());
         if count == 0 || count > config.config.nodes.len() {
             bail!("--nodes {count}: {} has {} nodes", config.path.display(), config.config.nodes.len());
@@ -136,9 +137,12 @@ impl Cluster {
             machine.extra_args = options
                 .extra_qemu_args
                 .iter()
-                .map(|arg| arg.replace("{node}", &image.node.to_string()).replace("{run_dir}", &run_dir.display().to_string()))
+                .map(|arg| {
+                    arg.replace("{node}", &image.node.to_string()).replace("{run_dir}", &run_dir.display().to_string())
+                })
                 .collect();
-            std::fs::copy(&ovmf.vars, &machine.ovmf_vars).with_context(|| format!("copying {}", ovmf.vars.display()))?;
+            std::fs::copy(&ovmf.vars, &machine.ovmf_vars)
+                .with_context(|| format!("copying {}", ovmf.vars.display()))?;
             machines.push(machine);
             ports.push(port);
         }
@@ -154,14 +158,16 @@ impl Cluster {
             let id = cluster.nodes.len() as u16;
             let mut cmd = machine.command();
             cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-            // SAFETY: prctl is async-signal-safe and touches only this child.
-            // PDEATHSIG kills QEMU if the harness dies without cleaning up.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
+            let die_with_parent = || {
+                // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the
+                // calling (child) process and is async-signal-safe.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                Ok(())
+            };
+            // SAFETY: the closure runs between fork and exec and only calls
+            // the async-signal-safe prctl. PDEATHSIG kills QEMU if the harness
+            // dies without cleaning up.
+            unsafe { cmd.pre_exec(die_with_parent) };
             let mut child = cmd.spawn().with_context(|| format!("starting {}", machine.qemu.display()))?;
             let console = ConsoleLog::default();
             if let Some(stdout) = child.stdout.take() {

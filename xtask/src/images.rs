@@ -18,7 +18,8 @@ pub struct LoadedConfig {
 }
 
 pub fn load_config(path: &Path) -> Result<LoadedConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot read config: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot read config: {e}", path.display()))?;
     let config = sinter_config::parse_cluster(&text)
         .map_err(|error| anyhow::anyhow!("{}", FileError { file: path.display().to_string(), error }))?;
     Ok(LoadedConfig { path: path.to_path_buf(), text, config })
@@ -42,8 +43,10 @@ pub fn write_images(
     node_toml: Option<&str>,
     out: &Path,
 ) -> Result<Vec<NodeImage>> {
-    let loader = std::fs::read(&firmware.loader_efi).with_context(|| format!("reading {}", firmware.loader_efi.display()))?;
-    let kernel = std::fs::read(&firmware.kernel_elf).with_context(|| format!("reading {}", firmware.kernel_elf.display()))?;
+    let loader =
+        std::fs::read(&firmware.loader_efi).with_context(|| format!("reading {}", firmware.loader_efi.display()))?;
+    let kernel =
+        std::fs::read(&firmware.kernel_elf).with_context(|| format!("reading {}", firmware.kernel_elf.display()))?;
     let mut images = Vec::new();
     for node in &config.config.nodes {
         let mut files = vec![
@@ -54,7 +57,10 @@ pub fn write_images(
                 NODE_CONFIG_PATH,
                 match node_toml {
                     Some(text) => text.to_string(),
-                    None => format!("# Which member of cluster `{}` this stick boots.\nnode = {}\n", config.config.cluster.name, node.id),
+                    None => format!(
+                        "# Which member of cluster `{}` this stick boots.\nnode = {}\n",
+                        config.config.cluster.name, node.id
+                    ),
                 }
                 .into_bytes(),
             ),
@@ -63,7 +69,8 @@ pub fn write_images(
             files.push(EspFile::new(format!("{}/{name}", sinter_image::PAYLOAD_DIR), bytes.clone()));
         }
         let path = out.join(format!("{}-node{}.img", config.config.cluster.name, node.id));
-        let info = sinter_image::write_disk_image(&path, &files).with_context(|| format!("writing {}", path.display()))?;
+        let info =
+            sinter_image::write_disk_image(&path, &files).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("xtask: node {} image: {} ({} MiB)", node.id, info.path.display(), info.disk_bytes >> 20);
         images.push(NodeImage { node: node.id, path });
     }

@@ -87,7 +87,12 @@ fn image(config: PathBuf, out: Option<PathBuf>) -> Result<()> {
     let written = images::write_images(&config, &firmware, &Vec::new(), None, &out)?;
     println!("{} image(s) for cluster `{}` in {}", written.len(), config.config.cluster.name, out.display());
     for image in written {
-        println!("  node {}: {}   (write with: sudo dd if={} of=/dev/sdX bs=4M conv=fsync)", image.node, image.path.display(), image.path.display());
+        println!(
+            "  node {}: {}   (write with: sudo dd if={} of=/dev/sdX bs=4M conv=fsync)",
+            image.node,
+            image.path.display(),
+            image.path.display()
+        );
     }
     Ok(())
 }
@@ -147,10 +152,15 @@ fn test(host_only: bool, filter: &[String]) -> Result<()> {
     step("host tests (cargo test)", cargo().args(["test", "--quiet"]))?;
     step(
         "loom model of the IPC rings",
-        cargo()
-            .env("RUSTFLAGS", "--cfg loom")
-            .env("CARGO_TARGET_DIR", out_dir().join("loom-target"))
-            .args(["test", "--quiet", "--release", "-p", "sinter-ipc", "--lib", "loom"]),
+        cargo().env("RUSTFLAGS", "--cfg loom").env("CARGO_TARGET_DIR", out_dir().join("loom-target")).args([
+            "test",
+            "--quiet",
+            "--release",
+            "-p",
+            "sinter-ipc",
+            "--lib",
+            "loom",
+        ]),
     )?;
     if host_only {
         return Ok(());
@@ -166,10 +176,22 @@ fn test(host_only: bool, filter: &[String]) -> Result<()> {
 fn lint() -> Result<()> {
     step("rustfmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
     step("clippy (host crates)", cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-    step("clippy (system tests)", cargo().args(["clippy", "-p", "sinter-system-tests", "--all-targets", "--", "-D", "warnings"]))?;
-    step("clippy (kernel)", cargo().args(["clippy", "-p", "sinter-kernel", "--target", "x86_64-unknown-none", "--", "-D", "warnings"]))?;
-    step("clippy (loader)", cargo().args(["clippy", "-p", "sinter-loader", "--target", "x86_64-unknown-uefi", "--", "-D", "warnings"]))?;
-    step("dependency licences and bans", cargo().args(["deny", "--all-features", "check", "licenses", "bans", "sources"]))
+    step(
+        "clippy (system tests)",
+        cargo().args(["clippy", "-p", "sinter-system-tests", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    step(
+        "clippy (kernel)",
+        cargo().args(["clippy", "-p", "sinter-kernel", "--target", "x86_64-unknown-none", "--", "-D", "warnings"]),
+    )?;
+    step(
+        "clippy (loader)",
+        cargo().args(["clippy", "-p", "sinter-loader", "--target", "x86_64-unknown-uefi", "--", "-D", "warnings"]),
+    )?;
+    step(
+        "dependency licences and bans",
+        cargo().args(["deny", "--all-features", "check", "licenses", "bans", "sources"]),
+    )
 }
 
 fn bench() -> Result<()> {

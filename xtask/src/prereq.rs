@@ -22,7 +22,8 @@ pub fn ensure_targets() -> Result<()> {
         bail!("rustup not found: install Rust with rustup (https://rustup.rs), then rerun");
     };
     let installed = String::from_utf8_lossy(&output.stdout).to_string();
-    let missing: Vec<&str> = FIRMWARE_TARGETS.iter().copied().filter(|t| !installed.lines().any(|l| l.trim() == *t)).collect();
+    let missing: Vec<&str> =
+        FIRMWARE_TARGETS.iter().copied().filter(|t| !installed.lines().any(|l| l.trim() == *t)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -35,7 +36,8 @@ pub fn ensure_targets() -> Result<()> {
 }
 
 pub fn qemu_binary() -> Result<PathBuf> {
-    let path = std::env::var_os("SINTER_QEMU").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
+    let path =
+        std::env::var_os("SINTER_QEMU").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
     match Command::new(&path).arg("--version").output() {
         Ok(out) if out.status.success() => Ok(path),
         _ => bail!("qemu-system-x86_64 not found: run `sudo apt-get install qemu-system-x86` (or set SINTER_QEMU)"),

@@ -47,7 +47,8 @@ pub fn read_boot_files() -> Result<BootFiles, LoadError> {
             }
             let name = alloc::string::ToString::to_string(info.file_name());
             let full = alloc::format!("{PAYLOAD_DIR}\\{name}");
-            let bytes = fs.read(path(&full)?.as_ref() as &Path).map_err(|e| load_error!("cannot read {full}: {e:?}"))?;
+            let bytes =
+                fs.read(path(&full)?.as_ref() as &Path).map_err(|e| load_error!("cannot read {full}: {e:?}"))?;
             payload.push((name, bytes));
         }
     }

@@ -58,13 +58,11 @@ fn main() -> Status {
 /// Copies `bytes` into fresh loader pages; returns their physical address.
 pub fn place_bytes(bytes: &[u8]) -> Result<u64, LoadError> {
     let pages = bytes.len().div_ceil(4096).max(1);
+    // allocate_pages zeroes the pages, so only the bytes need copying.
     let base = allocate_pages(pages)?;
     // SAFETY: `base` is a fresh allocation of `pages` pages, identity mapped by
     // UEFI, large enough for `bytes`, and nothing else refers to it.
-    unsafe {
-        core::ptr::copy_nonoverlapping(bytes.as_ptr(), base.as_ptr(), bytes.len());
-        core::ptr::write_bytes(base.as_ptr().add(bytes.len()), 0, pages * 4096 - bytes.len());
-    }
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), base.as_ptr(), bytes.len()) };
     Ok(base.as_ptr() as u64)
 }
 
@@ -91,7 +89,8 @@ fn find_framebuffer() -> Framebuffer {
     let params = boot::OpenProtocolParams { handle, agent: boot::image_handle(), controller: None };
     // SAFETY: GetProtocol does not take ownership, so the console driver keeps
     // working; we only read the mode and the framebuffer address.
-    let Ok(mut gop) = (unsafe { boot::open_protocol::<GraphicsOutput>(params, boot::OpenProtocolAttributes::GetProtocol) })
+    let Ok(mut gop) =
+        (unsafe { boot::open_protocol::<GraphicsOutput>(params, boot::OpenProtocolAttributes::GetProtocol) })
     else {
         return Framebuffer::default();
     };
@@ -127,7 +126,8 @@ fn load() -> Result<core::convert::Infallible, LoadError> {
     let mut handoff = Handoff::new();
     handoff.rsdp = find_rsdp();
     handoff.framebuffer = find_framebuffer();
-    handoff.cluster_config = PhysSlice { addr: place_bytes(&files.cluster_toml)?, count: files.cluster_toml.len() as u64 };
+    handoff.cluster_config =
+        PhysSlice { addr: place_bytes(&files.cluster_toml)?, count: files.cluster_toml.len() as u64 };
     handoff.node_config = PhysSlice { addr: place_bytes(&files.node_toml)?, count: files.node_toml.len() as u64 };
 
     let mut table = alloc::vec::Vec::with_capacity(files.payload.len());

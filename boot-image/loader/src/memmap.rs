@@ -12,13 +12,16 @@ const SPARE_ENTRIES: usize = 64;
 
 /// Highest physical address the firmware reports (RAM or MMIO it lists).
 pub fn highest_address() -> Result<u64, LoadError> {
-    let map = boot::memory_map(MemoryType::LOADER_DATA).map_err(|e| load_error!("cannot read the memory map: {:?}", e.status()))?;
+    let map = boot::memory_map(MemoryType::LOADER_DATA)
+        .map_err(|e| load_error!("cannot read the memory map: {:?}", e.status()))?;
     Ok(map.entries().map(|d| d.phys_start + d.page_count * 4096).max().unwrap_or(0))
 }
 
 fn kind_of(ty: MemoryType) -> MemoryKind {
     match ty {
-        MemoryType::CONVENTIONAL | MemoryType::BOOT_SERVICES_CODE | MemoryType::BOOT_SERVICES_DATA => MemoryKind::Usable,
+        MemoryType::CONVENTIONAL | MemoryType::BOOT_SERVICES_CODE | MemoryType::BOOT_SERVICES_DATA => {
+            MemoryKind::Usable
+        }
         MemoryType::LOADER_CODE | MemoryType::LOADER_DATA => MemoryKind::Loader,
         MemoryType::ACPI_RECLAIM => MemoryKind::AcpiReclaimable,
         MemoryType::ACPI_NON_VOLATILE => MemoryKind::AcpiNvs,
@@ -37,7 +40,8 @@ pub struct RegionBuffer {
 
 impl RegionBuffer {
     pub fn allocate() -> Result<Self, LoadError> {
-        let map = boot::memory_map(MemoryType::LOADER_DATA).map_err(|e| load_error!("cannot read the memory map: {:?}", e.status()))?;
+        let map = boot::memory_map(MemoryType::LOADER_DATA)
+            .map_err(|e| load_error!("cannot read the memory map: {:?}", e.status()))?;
         let capacity = map.len() + SPARE_ENTRIES;
         let pages = (capacity * core::mem::size_of::<MemoryRegion>()).div_ceil(4096);
         let base = allocate_pages(pages)?.as_ptr().cast::<MemoryRegion>();
@@ -53,15 +57,19 @@ impl RegionBuffer {
             return;
         }
         if *count > 0 {
+            let last = self.base.wrapping_add(*count - 1);
             // SAFETY: index count-1 < capacity was written by a previous push.
-            let last = unsafe { &mut *self.base.add(*count - 1) };
-            if last.kind == kind as u32 && last.end() == start {
-                last.len += end - start;
+            let previous = unsafe { core::ptr::read(last) };
+            if previous.kind == kind as u32 && previous.end() == start {
+                let merged = MemoryRegion { len: previous.len + (end - start), ..previous };
+                // SAFETY: as above.
+                unsafe { core::ptr::write(last, merged) };
                 return;
             }
         }
-        // SAFETY: *count < capacity, inside our allocation.
-        unsafe { self.base.add(*count).write(MemoryRegion { start, len: end - start, kind: kind as u32, _reserved: 0 }) };
+        let slot = self.base.wrapping_add(*count);
+        // SAFETY: *count < capacity, so `slot` is inside our allocation.
+        unsafe { core::ptr::write(slot, MemoryRegion { start, len: end - start, kind: kind as u32, _reserved: 0 }) };
         *count += 1;
     }
 

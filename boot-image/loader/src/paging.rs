@@ -22,8 +22,20 @@ pub struct BootPageTables {
     pml4: u64,
 }
 
-fn table_at(phys: u64) -> *mut u64 {
-    phys as *mut u64
+/// Reads entry `index` of the table page at `table`.
+fn read_entry(table: u64, index: usize) -> u64 {
+    debug_assert!(index < 512);
+    // SAFETY: `table` is one of our zeroed, identity-mapped 4 KiB table pages
+    // and index < 512 keeps the read inside it.
+    unsafe { core::ptr::read((table as *const u64).wrapping_add(index)) }
+}
+
+/// Writes entry `index` of the table page at `table`.
+fn write_entry(table: u64, index: usize, value: u64) {
+    debug_assert!(index < 512);
+    // SAFETY: as for `read_entry`; the page is ours alone until the kernel
+    // takes the tables over.
+    unsafe { core::ptr::write((table as *mut u64).wrapping_add(index), value) }
 }
 
 fn new_table() -> Result<u64, LoadError> {
@@ -41,11 +53,7 @@ impl BootPageTables {
 
     /// Returns the table that `table[index]` points to, creating it if absent.
     fn next_level(table: u64, index: usize) -> Result<u64, LoadError> {
-        // SAFETY: `table` is one of our zeroed 4 KiB table pages, identity
-        // mapped, and `index` < 512.
-        let entry = unsafe { table_at(table).add(index) };
-        // SAFETY: as above; the entry is a plain u64.
-        let value = unsafe { entry.read() };
+        let value = read_entry(table, index);
         if value & PRESENT != 0 {
             if value & HUGE != 0 {
                 return Err(load_error!("page table conflict: huge page where a table was expected"));
@@ -53,8 +61,8 @@ impl BootPageTables {
             return Ok(value & ADDRESS_MASK);
         }
         let next = new_table()?;
-        // SAFETY: as above. Upper levels are permissive; leaves decide.
-        unsafe { entry.write(next | PRESENT | WRITABLE) };
+        // Upper levels are permissive; leaves decide.
+        write_entry(table, index, next | PRESENT | WRITABLE);
         Ok(next)
     }
 
@@ -70,18 +78,22 @@ impl BootPageTables {
             let direct_pd = Self::next_level(direct_pdpt, gib as usize)?;
             for slot in 0..512u64 {
                 let phys = gib * GIB + slot * TWO_MIB;
-                // SAFETY: both are fresh table pages of ours; slot < 512.
-                unsafe {
-                    table_at(identity_pd).add(slot as usize).write(phys | PRESENT | WRITABLE | HUGE);
-                    table_at(direct_pd).add(slot as usize).write(phys | PRESENT | WRITABLE | HUGE | NO_EXECUTE);
-                }
+                write_entry(identity_pd, slot as usize, phys | PRESENT | WRITABLE | HUGE);
+                write_entry(direct_pd, slot as usize, phys | PRESENT | WRITABLE | HUGE | NO_EXECUTE);
             }
         }
         Ok(())
     }
 
     /// Maps `len` bytes at `virt` to `phys` with 4 KiB pages.
-    pub fn map_kernel_range(&mut self, virt: u64, phys: u64, len: u64, writable: bool, executable: bool) -> Result<(), LoadError> {
+    pub fn map_kernel_range(
+        &mut self,
+        virt: u64,
+        phys: u64,
+        len: u64,
+        writable: bool,
+        executable: bool,
+    ) -> Result<(), LoadError> {
         if virt & 0xfff != 0 || phys & 0xfff != 0 {
             return Err(load_error!("unaligned kernel mapping {virt:#x} -> {phys:#x}"));
         }
@@ -97,8 +109,7 @@ impl BootPageTables {
             let pdpt = Self::next_level(self.pml4, ((va >> 39) & 511) as usize)?;
             let pd = Self::next_level(pdpt, ((va >> 30) & 511) as usize)?;
             let pt = Self::next_level(pd, ((va >> 21) & 511) as usize)?;
-            // SAFETY: `pt` is one of our table pages; the index is < 512.
-            unsafe { table_at(pt).add(((va >> 12) & 511) as usize).write((phys + offset) | flags) };
+            write_entry(pt, ((va >> 12) & 511) as usize, (phys + offset) | flags);
         }
         Ok(())
     }
