@@ -12,8 +12,10 @@
 extern crate alloc;
 
 mod acpi;
+mod arch;
 mod handoff;
 mod heap;
+mod memory;
 mod power;
 mod serial;
 
@@ -38,6 +40,9 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
         Ok(pair) => pair,
         Err(why) => fatal(format_args!("{why}")),
     };
+    if let Err(why) = memory::reserve_trampoline_page(boot.memory_map()) {
+        kprintln!("warning: no usable page below 1 MiB for AP start-up: {why:?}");
+    }
     let platform = match acpi::Platform::discover(boot.rsdp()) {
         Ok(platform) => platform,
         Err(why) => fatal(format_args!("ACPI: {why}")),

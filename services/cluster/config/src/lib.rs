@@ -18,8 +18,8 @@ mod values;
 
 pub use error::{ConfigError, FileError};
 pub use schema::{
-    ClusterConfig, ClusterSection, GuestSection, HypervisorSection, NicModel, NodeConfig,
-    NodeSelector, PowerOff, QemuSection, MAX_NODES,
+    ClusterConfig, ClusterSection, GuestSection, HypervisorSection, NicModel, NodeConfig, NodeSelector, PowerOff,
+    QemuSection, MAX_NODES,
 };
 pub use values::{ClusterKey, MacAddr};
 
@@ -33,8 +33,7 @@ pub fn parse_cluster(text: &str) -> Result<ClusterConfig, ConfigError> {
 /// Parses the per-image node selector (`node.toml`: which member of the
 /// cluster this image is) and checks it against the cluster.
 pub fn parse_node_selector(text: &str, cluster: &ClusterConfig) -> Result<NodeSelector, ConfigError> {
-    let selector: NodeSelector =
-        toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+    let selector: NodeSelector = toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
     if cluster.node(selector.node).is_none() {
         return Err(ConfigError::new(
             "node",

@@ -127,10 +127,9 @@ fn missing_section_and_syntax_errors() {
 
 #[test]
 fn guest_memory_cannot_exceed_nodes() {
-    let text = GOOD.replace("id = 1", "id = 1\nmemory_mib = 512").replace(
-        "[[node]]\nid = 0",
-        "[guest]\nmemory_mib = 2000\n\n[[node]]\nid = 0",
-    );
+    let text = GOOD
+        .replace("id = 1", "id = 1\nmemory_mib = 512")
+        .replace("[[node]]\nid = 0", "[guest]\nmemory_mib = 2000\n\n[[node]]\nid = 0");
     assert_eq!(err(&text).key, "guest.memory_mib");
 }
 

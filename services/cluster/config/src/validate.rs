@@ -16,9 +16,8 @@ impl ClusterConfig {
         if name.is_empty() || name.len() > 32 {
             return Err(ConfigError::new("cluster.name", "must be 1 to 32 bytes long"));
         }
-        if let Some(bad) = name
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+        if let Some(bad) =
+            name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
         {
             return Err(ConfigError::new(
                 "cluster.name",
@@ -53,7 +52,10 @@ impl ClusterConfig {
             }
             if let Some(cores) = node.cores {
                 if cores == 0 || cores > MAX_CORES_PER_NODE {
-                    return Err(ConfigError::new(at("cores"), format!("must be 1..={MAX_CORES_PER_NODE}, found {cores}")));
+                    return Err(ConfigError::new(
+                        at("cores"),
+                        format!("must be 1..={MAX_CORES_PER_NODE}, found {cores}"),
+                    ));
                 }
             }
             if let Some(memory) = node.memory_mib {
@@ -97,7 +99,9 @@ impl ClusterConfig {
             if all_sized && u64::from(guest) > available {
                 return Err(ConfigError::new(
                     "guest.memory_mib",
-                    format!("{guest} MiB asked, but the nodes only have {available} MiB after the hypervisor's reservation"),
+                    format!(
+                        "{guest} MiB asked, but the nodes only have {available} MiB after the hypervisor's reservation"
+                    ),
                 ));
             }
         }
@@ -106,7 +110,10 @@ impl ClusterConfig {
         }
         if let Some(qemu) = &self.qemu {
             if !qemu.cpu.contains("svm") && !qemu.cpu.starts_with("max") {
-                return Err(ConfigError::new("qemu.cpu", "the CPU model must offer SVM (e.g. `EPYC,+svm,+npt` or `max`)"));
+                return Err(ConfigError::new(
+                    "qemu.cpu",
+                    "the CPU model must offer SVM (e.g. `EPYC,+svm,+npt` or `max`)",
+                ));
             }
         }
         Ok(())
