@@ -18,8 +18,8 @@ mod values;
 
 pub use error::{ConfigError, FileError};
 pub use schema::{
-    ClusterConfig, ClusterSection, GuestSection, HypervisorSection, NicModel, NodeConfig, NodeSelector, PowerOff,
-    QemuSection, MAX_NODES,
+    ClusterConfig, ClusterSection, DebugSection, GuestSection, HypervisorSection, NicModel, NodeConfig, NodeSelector,
+    OnPanic, PowerOff, QemuSection, ServicePolicy, KNOWN_SELFTESTS, MAX_NODES,
 };
 pub use values::{ClusterKey, MacAddr};
 

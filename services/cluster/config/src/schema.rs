@@ -1,6 +1,7 @@
 //! The config schema. Unknown keys are errors (`deny_unknown_fields`), so a
 //! typo never silently falls back to a default.
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::Deserialize;
@@ -21,6 +22,12 @@ pub struct ClusterConfig {
     pub guest: GuestSection,
     /// Settings only the QEMU harness reads; absent for real servers.
     pub qemu: Option<QemuSection>,
+    /// Supervision policy per service name (`[service.coherence]`).
+    #[serde(default, rename = "service")]
+    pub services: BTreeMap<String, ServicePolicy>,
+    /// Test-only behaviour; never present in a production config.
+    #[serde(default)]
+    pub debug: DebugSection,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeConfig>,
 }
@@ -96,6 +103,62 @@ fn default_qemu_cpu() -> String {
 
 fn default_qemu_machine() -> String {
     String::from("q35")
+}
+
+/// What the supervisor does when a service panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePolicy {
+    #[serde(default)]
+    pub on_panic: OnPanic,
+    /// Restarts allowed before the node halts anyway.
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+}
+
+fn default_max_restarts() -> u32 {
+    8
+}
+
+impl Default for ServicePolicy {
+    fn default() -> Self {
+        Self { on_panic: OnPanic::default(), max_restarts: default_max_restarts() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnPanic {
+    /// Report, then start the service again from its entry point (with
+    /// back-off); clients see a new generation number.
+    #[default]
+    Restart,
+    /// Report, then halt the node cleanly.
+    Halt,
+}
+
+/// Self-tests the firmware runs after bring-up (test configs only).
+pub const KNOWN_SELFTESTS: &[&str] = &["page-fault", "service-panic", "ipc", "ipc-bench"];
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugSection {
+    /// Names from [`KNOWN_SELFTESTS`].
+    #[serde(default)]
+    pub selftests: Vec<String>,
+}
+
+impl DebugSection {
+    pub fn wants(&self, name: &str) -> bool {
+        self.selftests.iter().any(|s| s == name)
+    }
+}
+
+impl ClusterConfig {
+    /// The policy for `service`, or the default (restart, 8 times).
+    pub fn service_policy(&self, service: &str) -> ServicePolicy {
+        self.services.get(service).copied().unwrap_or_default()
+    }
 }
 
 /// One member of the cluster.

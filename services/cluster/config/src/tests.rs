@@ -158,3 +158,23 @@ fn garbage_never_panics() {
         let _ = parse_cluster(&GOOD[..cut]);
     }
 }
+
+#[test]
+fn service_policies_and_selftests() {
+    let text = GOOD.replace(
+        "[[node]]\nid = 0",
+        "[service.coherence]\non_panic = \"halt\"\n\n[service.selftest-panic]\nmax_restarts = 2\n\n[debug]\nselftests = [\"ipc\", \"service-panic\"]\n\n[[node]]\nid = 0",
+    );
+    let config = parse_cluster(&text).unwrap();
+    assert_eq!(config.service_policy("coherence").on_panic, OnPanic::Halt);
+    assert_eq!(config.service_policy("selftest-panic").max_restarts, 2);
+    assert_eq!(config.service_policy("selftest-panic").on_panic, OnPanic::Restart);
+    assert_eq!(config.service_policy("vcpu"), ServicePolicy::default());
+    assert!(config.debug.wants("ipc") && !config.debug.wants("page-fault"));
+
+    let e = err(&GOOD.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"fly\"]\n\n[[node]]\nid = 0"));
+    assert_eq!(e.key, "debug.selftests[0]");
+    assert!(e.problem.contains("page-fault"), "{e}");
+    let e = err(&GOOD.replace("[[node]]\nid = 0", "[service.coherence]\non_panic = \"ignore\"\n\n[[node]]\nid = 0"));
+    assert!(e.problem.contains("ignore"), "{e}");
+}

@@ -3,7 +3,7 @@
 use alloc::format;
 
 use crate::error::ConfigError;
-use crate::schema::{ClusterConfig, MAX_NODES};
+use crate::schema::{ClusterConfig, KNOWN_SELFTESTS, MAX_NODES};
 
 /// Smallest node RAM that leaves the hypervisor room to run.
 const MIN_NODE_MEMORY_MIB: u32 = 128;
@@ -107,6 +107,22 @@ impl ClusterConfig {
         }
         if self.guest.cmdline.len() > 2048 {
             return Err(ConfigError::new("guest.cmdline", "longer than the 2048 bytes Linux accepts"));
+        }
+        for (index, name) in self.debug.selftests.iter().enumerate() {
+            if !KNOWN_SELFTESTS.contains(&name.as_str()) {
+                return Err(ConfigError::new(
+                    format!("debug.selftests[{index}]"),
+                    format!("unknown self-test `{name}`; known: {}", KNOWN_SELFTESTS.join(", ")),
+                ));
+            }
+        }
+        for (name, policy) in &self.services {
+            if name.is_empty() || name.len() > 24 || !name.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                return Err(ConfigError::new(format!("service.{name}"), "service names are 1-24 of a-z and `-`"));
+            }
+            if policy.max_restarts > 1000 {
+                return Err(ConfigError::new(format!("service.{name}.max_restarts"), "at most 1000"));
+            }
         }
         if let Some(qemu) = &self.qemu {
             if !qemu.cpu.contains("svm") && !qemu.cpu.starts_with("max") {
