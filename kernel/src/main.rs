@@ -13,10 +13,12 @@ extern crate alloc;
 
 mod acpi;
 mod arch;
+mod exec;
 mod handoff;
 mod heap;
 mod memory;
 mod power;
+mod selftest;
 mod serial;
 
 use sinter_config::{ClusterConfig, NodeSelector, PowerOff};
@@ -48,6 +50,9 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
         Err(why) => fatal(format_args!("ACPI: {why}")),
     };
     print_banner(&boot, &cluster, node, &platform);
+    exec::configure(&cluster);
+    selftest::spawn_requested(&cluster);
+    exec::run_until_idle();
     match cluster.cluster.poweroff {
         PowerOff::Acpi => {
             kprintln!("sinter: powering off (ACPI S5)");
@@ -117,6 +122,9 @@ pub fn fatal(why: core::fmt::Arguments<'_>) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    // A panicking service is reported and handed to its supervisor; this
+    // returns only for a panic outside any service.
+    exec::on_panic(info);
     serial::emergency_writer(|w| {
         use core::fmt::Write;
         let _ = writeln!(w, "sinter: PANIC: {info}");

@@ -1,6 +1,7 @@
 //! The console: a 16550 UART on COM1 (I/O port 0x3f8), 115200 8N1.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Mutex;
 use x86_64::instructions::port::Port;
 
@@ -65,13 +66,30 @@ impl Write for Uart {
 }
 
 static CONSOLE: Mutex<Uart> = Mutex::new(Uart::new(COM1));
+/// Core holding the console lock, or `NO_OWNER`.
+static CONSOLE_OWNER: AtomicUsize = AtomicUsize::new(NO_OWNER);
+const NO_OWNER: usize = usize::MAX;
 
 pub fn init() {
     CONSOLE.lock().init();
 }
 
 pub fn print(args: fmt::Arguments<'_>) {
-    let _ = CONSOLE.lock().write_fmt(args);
+    let mut console = CONSOLE.lock();
+    CONSOLE_OWNER.store(crate::exec::core_index(), Ordering::Relaxed);
+    let _ = console.write_fmt(args);
+    CONSOLE_OWNER.store(NO_OWNER, Ordering::Relaxed);
+}
+
+/// After a service panicked mid-print on this core, the lock it held would
+/// block the console forever; the service is abandoned, so release it.
+pub fn release_if_held_by_this_core() {
+    if CONSOLE_OWNER.load(Ordering::Relaxed) == crate::exec::core_index() {
+        CONSOLE_OWNER.store(NO_OWNER, Ordering::Relaxed);
+        // SAFETY: the owner is this core, whose holder (the panicking
+        // service) will never run again; no guard for it is used after this.
+        unsafe { CONSOLE.force_unlock() };
+    }
 }
 
 /// For the panic path: writes without taking the console lock, which the

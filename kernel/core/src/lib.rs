@@ -8,3 +8,4 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod power;
+pub mod supervisor;

@@ -1,0 +1,285 @@
+//! The per-core service executor: services run as cooperative tasks, each
+//! with its own stack and name, and a supervisor restarts or halts on panic
+//! as the config says (`[service.NAME] on_panic`).
+//!
+//! Each core runs its own [`Executor`]; only that core touches it, except for
+//! the atomic wake flags. A service gives up the core with [`yield_now`] or by
+//! returning. Services talk to each other only through `sinter-ipc`.
+
+mod context;
+
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use sinter_config::{ClusterConfig, OnPanic};
+use sinter_kerncore::supervisor::{RestartPolicy, Supervision, Verdict};
+use spin::Mutex;
+
+use crate::memory::{self, Stack};
+use crate::{kprintln, power};
+
+/// Most cores one node runs (xAPIC ids fit in 8 bits).
+pub const MAX_CORES: usize = 256;
+const SERVICE_STACK_BYTES: usize = 64 * 1024;
+
+/// A service's body. It gets its argument and its generation (0 on first
+/// start, +1 per restart).
+pub type ServiceEntry = fn(arg: usize, generation: u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TaskState {
+    Ready,
+    /// Panicked; restart when the clock passes `not_before`.
+    Restarting {
+        not_before: u64,
+    },
+    Finished,
+}
+
+struct Task {
+    name: &'static str,
+    entry: ServiceEntry,
+    arg: usize,
+    stack: Stack,
+    saved_rsp: u64,
+    state: TaskState,
+    policy: RestartPolicy,
+    supervision: Supervision,
+}
+
+/// A service waiting to be placed on a core's executor.
+pub struct ServiceSpec {
+    pub name: &'static str,
+    pub entry: ServiceEntry,
+    pub arg: usize,
+}
+
+pub struct Executor {
+    tasks: Vec<Task>,
+    current: Option<usize>,
+    scheduler_rsp: u64,
+}
+
+struct CoreSlot {
+    executor: UnsafeCell<Option<Executor>>,
+    /// Set by anyone who queued work or signalled a task on this core.
+    wake: AtomicBool,
+    incoming: Mutex<Vec<ServiceSpec>>,
+}
+
+// SAFETY: `executor` is only ever accessed by the core that owns the slot
+// (see `this_core`); the other fields are atomics and a lock.
+unsafe impl Sync for CoreSlot {}
+
+#[allow(clippy::declare_interior_mutable_const, reason = "used only to initialise the static array")]
+const EMPTY_SLOT: CoreSlot =
+    CoreSlot { executor: UnsafeCell::new(None), wake: AtomicBool::new(false), incoming: Mutex::new(Vec::new()) };
+static CORES: [CoreSlot; MAX_CORES] = [EMPTY_SLOT; MAX_CORES];
+
+static POLICIES: Mutex<Vec<(&'static str, RestartPolicy)>> = Mutex::new(Vec::new());
+
+/// This core's index (its initial local APIC id, from CPUID).
+pub fn core_index() -> usize {
+    let leaf = core::arch::x86_64::__cpuid(1);
+    (leaf.ebx >> 24) as usize
+}
+
+fn read_tsc() -> u64 {
+    // SAFETY: rdtsc has no memory effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Reads the supervision policies for every `[service.NAME]` in the config.
+pub fn configure(config: &ClusterConfig) {
+    let mut policies = POLICIES.lock();
+    policies.clear();
+    for (name, policy) in &config.services {
+        let name: &'static str = alloc::boxed::Box::leak(name.clone().into_boxed_str());
+        policies.push((
+            name,
+            RestartPolicy { restart: policy.on_panic == OnPanic::Restart, max_restarts: policy.max_restarts },
+        ));
+    }
+}
+
+fn policy_for(name: &str) -> RestartPolicy {
+    POLICIES
+        .lock()
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| *p)
+        .unwrap_or(RestartPolicy { restart: true, max_restarts: sinter_config::ServicePolicy::default().max_restarts })
+}
+
+/// Queues a service for core `core`; it starts when that core's executor runs.
+pub fn spawn_on(core: usize, spec: ServiceSpec) {
+    let slot = &CORES[core % MAX_CORES];
+    slot.incoming.lock().push(spec);
+    slot.wake.store(true, Ordering::Release);
+}
+
+/// This core's executor.
+fn this_core() -> &'static mut Executor {
+    let slot = &CORES[core_index() % MAX_CORES];
+    // SAFETY: only this core ever dereferences its own slot's executor, and
+    // never re-entrantly across a context switch: the scheduler and the task
+    // it runs hand the core back and forth, one at a time.
+    let executor = unsafe { &mut *slot.executor.get() };
+    executor.get_or_insert_with(|| Executor { tasks: Vec::new(), current: None, scheduler_rsp: 0 })
+}
+
+extern "sysv64" fn task_start() -> ! {
+    let executor = this_core();
+    let index = executor.current.expect("a task is running");
+    let (entry, arg, generation) = {
+        let task = &executor.tasks[index];
+        (task.entry, task.arg, task.supervision.generation)
+    };
+    entry(arg, generation);
+    let executor = this_core();
+    executor.tasks[index].state = TaskState::Finished;
+    back_to_scheduler(executor, index)
+}
+
+fn back_to_scheduler(executor: &mut Executor, index: usize) -> ! {
+    let save = &mut executor.tasks[index].saved_rsp as *mut u64;
+    let target = executor.scheduler_rsp;
+    // SAFETY: `scheduler_rsp` was saved by `switch` when the scheduler
+    // resumed this task; its stack is this core's boot/idle stack, alive.
+    unsafe { context::switch(save, target) };
+    unreachable!("a finished or panicked task is never resumed");
+}
+
+/// Gives the core to the next ready service on it.
+pub fn yield_now() {
+    let executor = this_core();
+    let Some(index) = executor.current else { return };
+    let save = &mut executor.tasks[index].saved_rsp as *mut u64;
+    let target = executor.scheduler_rsp;
+    // SAFETY: as in `back_to_scheduler`; the scheduler resumes this task
+    // from the rsp saved here.
+    unsafe { context::switch(save, target) };
+}
+
+/// Name of the service running on this core, if any.
+pub fn current_service() -> Option<&'static str> {
+    let executor = this_core();
+    executor.current.map(|i| executor.tasks[i].name)
+}
+
+impl Executor {
+    fn adopt_incoming(&mut self, core: usize) {
+        let specs: Vec<ServiceSpec> = core::mem::take(&mut *CORES[core].incoming.lock());
+        for spec in specs {
+            let stack = match memory::alloc_stack(SERVICE_STACK_BYTES) {
+                Ok(stack) => stack,
+                Err(why) => crate::fatal(format_args!("no stack for service `{}`: {why:?}", spec.name)),
+            };
+            self.tasks.push(Task {
+                name: spec.name,
+                entry: spec.entry,
+                arg: spec.arg,
+                stack,
+                saved_rsp: context::initial_frame(stack.top, task_start),
+                state: TaskState::Ready,
+                policy: policy_for(spec.name),
+                supervision: Supervision::default(),
+            });
+        }
+    }
+}
+
+/// Runs this core's services until all have finished (production services
+/// never do; self-tests do). Returns to the caller afterwards.
+pub fn run_until_idle() {
+    let core = core_index() % MAX_CORES;
+    loop {
+        CORES[core].wake.store(false, Ordering::Release);
+        let executor = this_core();
+        executor.adopt_incoming(core);
+        let now = read_tsc();
+        let mut ran_any = false;
+        let mut pending = false;
+        for index in 0..executor.tasks.len() {
+            let executor = this_core();
+            match executor.tasks[index].state {
+                TaskState::Finished => continue,
+                TaskState::Restarting { not_before } if now < not_before => {
+                    pending = true;
+                    continue;
+                }
+                TaskState::Restarting { .. } => {
+                    let task = &mut executor.tasks[index];
+                    task.saved_rsp = context::initial_frame(task.stack.top, task_start);
+                    task.state = TaskState::Ready;
+                    kprintln!(
+                        "supervisor: starting `{}` again as generation {}",
+                        task.name,
+                        task.supervision.generation
+                    );
+                }
+                TaskState::Ready => {}
+            }
+            pending = true;
+            ran_any = true;
+            executor.current = Some(index);
+            let target = executor.tasks[index].saved_rsp;
+            let save = &mut executor.scheduler_rsp as *mut u64;
+            // SAFETY: `target` was built by `initial_frame` or saved by a
+            // switch out of this task; its stack belongs to the task.
+            unsafe { context::switch(save, target) };
+            this_core().current = None;
+        }
+        if !pending && !CORES[core].wake.load(Ordering::Acquire) {
+            return;
+        }
+        if !ran_any {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Called from the panic handler. If a service was running on this core,
+/// reports it, asks the supervisor, and either restarts it (never returning
+/// here) or halts the node. Returns only if no service was running.
+pub fn on_panic(info: &core::panic::PanicInfo<'_>) {
+    let slot = &CORES[core_index() % MAX_CORES];
+    // SAFETY: as in `this_core`: this core's own slot. The panicking task is
+    // abandoned, so no other reference to the executor is used again.
+    let Some(executor) = (unsafe { &mut *slot.executor.get() }).as_mut() else { return };
+    let Some(index) = executor.current else { return };
+    let now = read_tsc();
+    let core = core_index();
+    crate::serial::release_if_held_by_this_core();
+    let task = &mut executor.tasks[index];
+    crate::serial::emergency_writer(|w| {
+        use core::fmt::Write;
+        let _ = writeln!(
+            w,
+            "sinter: service `{}` (core {core}, generation {}) panicked: {}",
+            task.name,
+            task.supervision.generation,
+            info.message()
+        );
+        if let Some(location) = info.location() {
+            let _ = writeln!(w, "  at {}:{}", location.file(), location.line());
+        }
+    });
+    match task.supervision.on_panic(task.policy, now) {
+        Verdict::Restart { generation, not_before } => {
+            kprintln!(
+                "supervisor: restarting `{}` (restart {} of {}, generation {generation})",
+                task.name,
+                task.supervision.restarts,
+                task.policy.max_restarts
+            );
+            task.state = TaskState::Restarting { not_before };
+            back_to_scheduler(executor, index)
+        }
+        Verdict::HaltNode { reason } => {
+            kprintln!("supervisor: halting the node: service `{}`: {reason:?}", task.name);
+            power::fail_stop()
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Self-tests a test config asks for (`[debug] selftests`). Each prints
+//! `selftest NAME: ok` or `selftest NAME: FAILED ...`; the system tests in
+//! `tests/` assert on those lines.
+
+use sinter_config::ClusterConfig;
+
+use crate::exec::{self, ServiceSpec};
+use crate::kprintln;
+
+pub fn spawn_requested(config: &ClusterConfig) {
+    if config.debug.wants("service-panic") {
+        exec::spawn_on(exec::core_index(), ServiceSpec { name: "selftest-panic", entry: panicking_service, arg: 0 });
+    }
+}
+
+/// Panics in its first incarnation; the supervisor must start it again.
+fn panicking_service(_arg: usize, generation: u32) {
+    if generation == 0 {
+        kprintln!("selftest service-panic: generation 0 panicking on purpose");
+        let values: [u32; 2] = [1, 2];
+        let index = core::hint::black_box(7usize);
+        // Out-of-bounds index: a real panic from core's bounds check.
+        kprintln!("unreachable {}", values[index]);
+    }
+    kprintln!("selftest service-panic: generation {generation} running after restart");
+    kprintln!("selftest service-panic: ok");
+}
