@@ -16,6 +16,7 @@ mod arch;
 mod exec;
 mod handoff;
 mod heap;
+mod log;
 mod memory;
 mod power;
 mod selftest;
@@ -31,6 +32,7 @@ use crate::handoff::BootInfo;
 #[link_section = ".text.entry"]
 pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
     serial::init();
+    log::init();
     kprintln!();
     kprintln!("Sinter {} kernel starting", env!("CARGO_PKG_VERSION"));
     heap::init();
@@ -50,6 +52,12 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
         Err(why) => fatal(format_args!("ACPI: {why}")),
     };
     print_banner(&boot, &cluster, node, &platform);
+    defmt::info!(
+        "node {=u16} up: {=usize} cores in the MADT, {=u64} MiB usable",
+        node.node,
+        platform.cpu_count,
+        boot.usable_memory_bytes() >> 20
+    );
     exec::configure(&cluster);
     selftest::spawn_requested(&cluster);
     exec::run_until_idle();

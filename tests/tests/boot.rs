@@ -78,3 +78,22 @@ fn four_node_cluster_with_e1000e_boots() {
         assert_eq!(exits[usize::from(node.id)], NodeExit::PoweredOff, "node {}:\n{log}", node.id);
     }
 }
+
+#[test]
+fn defmt_log_on_com2_is_decoded_against_the_kernel_elf() {
+    let mut options = ClusterOptions::new(hw_config("qemu-1node.toml"));
+    options.keep_run_dir = std::env::var_os("SINTER_KEEP_RUN").is_some();
+    let mut cluster = Cluster::launch(&options).expect("cluster launches");
+    let exits = cluster.wait(BOOT_TIMEOUT, &|| false);
+    let node = cluster.node(0);
+    let log = node.defmt.text();
+    assert!(
+        log.contains("INFO node 0 up: 2 cores in the MADT"),
+        "decoded defmt log:\n{log}\nconsole:\n{}",
+        node.console.text()
+    );
+    assert!(!log.contains("malformed"), "{log}");
+    // Binary frames never leak into the text console.
+    assert!(!node.console.text().contains("cores in the MADT"), "{}", node.console.text());
+    assert_eq!(exits[0], NodeExit::PoweredOff);
+}

@@ -24,6 +24,10 @@ fn cargo_build(package: &str, target: &str, features: &[String]) -> Result<()> {
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));
     }
+    // defmt's log filter is fixed at build time.
+    if std::env::var_os("DEFMT_LOG").is_none() {
+        cmd.env("DEFMT_LOG", "info");
+    }
     let status = cmd.status().with_context(|| format!("running cargo build for {package}"))?;
     if !status.success() {
         bail!("building {package} for {target} failed");

@@ -8,7 +8,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -63,6 +64,8 @@ impl ClusterOptions {
 pub struct Node {
     pub id: u16,
     pub console: ConsoleLog,
+    /// Decoded defmt frames from COM2, one `LEVEL message` per line.
+    pub defmt: ConsoleLog,
     pub machine: NodeMachine,
     pub switch_port: PortId,
     child: Option<Child>,
@@ -82,6 +85,8 @@ pub struct Cluster {
     pub host_ports: Vec<HostEndpoint>,
     pub run_dir: PathBuf,
     keep_run_dir: bool,
+    stop_readers: Arc<AtomicBool>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -152,8 +157,17 @@ impl Cluster {
         }
         let switch = switch.start().context("starting the switch")?;
 
-        let mut cluster =
-            Cluster { config, nodes: Vec::new(), switch, host_ports, run_dir, keep_run_dir: options.keep_run_dir };
+        let stop_readers = Arc::new(AtomicBool::new(false));
+        let mut cluster = Cluster {
+            config,
+            nodes: Vec::new(),
+            switch,
+            host_ports,
+            run_dir,
+            keep_run_dir: options.keep_run_dir,
+            stop_readers: stop_readers.clone(),
+            readers: Vec::new(),
+        };
         for (machine, port) in machines.into_iter().zip(ports) {
             let id = cluster.nodes.len() as u16;
             let mut cmd = machine.command();
@@ -171,12 +185,21 @@ impl Cluster {
             let mut child = cmd.spawn().with_context(|| format!("starting {}", machine.qemu.display()))?;
             let console = ConsoleLog::default();
             if let Some(stdout) = child.stdout.take() {
-                spawn_reader(stdout, format!("[node {id}]"), console.clone(), options.echo);
+                cluster.readers.push(spawn_reader(stdout, format!("[node {id}]"), console.clone(), options.echo));
             }
             if let Some(stderr) = child.stderr.take() {
-                spawn_reader(stderr, format!("[node {id} qemu]"), console.clone(), true);
+                cluster.readers.push(spawn_reader(stderr, format!("[node {id} qemu]"), console.clone(), true));
             }
-            cluster.nodes.push(Node { id, console, machine, switch_port: port, child: Some(child), exit: None });
+            let defmt = ConsoleLog::default();
+            cluster.readers.push(crate::defmt_log::spawn_reader(
+                machine.defmt_stream.clone(),
+                firmware.kernel_elf.clone(),
+                format!("[node {id} log]"),
+                defmt.clone(),
+                options.echo,
+                stop_readers.clone(),
+            ));
+            cluster.nodes.push(Node { id, console, defmt, machine, switch_port: port, child: Some(child), exit: None });
         }
         Ok(cluster)
     }
@@ -213,8 +236,12 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Let the console readers drain what QEMU wrote last.
-        std::thread::sleep(Duration::from_millis(100));
+        // Every QEMU has exited: its pipes hit EOF and its defmt file is
+        // complete, so the readers finish once they have drained them.
+        self.stop_readers.store(true, Ordering::Release);
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
         self.nodes.iter().map(|n| n.exit.unwrap_or(NodeExit::Signalled(libc::SIGKILL))).collect()
     }
 
@@ -264,6 +291,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all(None);
+        self.stop_readers.store(true, Ordering::Release);
         self.switch.shutdown();
         if !self.keep_run_dir {
             let _ = std::fs::remove_dir_all(&self.run_dir);

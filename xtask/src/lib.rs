@@ -8,6 +8,7 @@
 pub mod build;
 pub mod cluster;
 pub mod console;
+pub mod defmt_log;
 pub mod images;
 pub mod paths;
 pub mod prereq;

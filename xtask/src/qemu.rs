@@ -28,6 +28,8 @@ pub struct NodeMachine {
     pub net_local: SocketAddr,
     pub net_remote: SocketAddr,
     pub qmp_socket: PathBuf,
+    /// COM2: the kernel's defmt stream, decoded by `defmt_log`.
+    pub defmt_stream: PathBuf,
     pub extra_args: Vec<String>,
 }
 
@@ -51,6 +53,7 @@ impl NodeMachine {
             net_local: "127.0.0.1:0".parse().expect("literal address"),
             net_remote: "127.0.0.1:0".parse().expect("literal address"),
             qmp_socket: run_dir.join(format!("node{}.qmp", node.id)),
+            defmt_stream: run_dir.join(format!("node{}.defmt", node.id)),
             extra_args: Vec::new(),
         }
     }
@@ -85,6 +88,8 @@ impl NodeMachine {
             .arg("-device")
             .arg(format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04"))
             .args(["-serial", "stdio"])
+            .arg("-serial")
+            .arg(format!("file:{}", self.defmt_stream.display()))
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", self.qmp_socket.display()))
             .args(&self.extra_args);

@@ -275,6 +275,7 @@ pub fn on_panic(info: &core::panic::PanicInfo<'_>) {
                 task.policy.max_restarts
             );
             task.state = TaskState::Restarting { not_before };
+            defmt::warn!("supervisor: service {=str} restarts as generation {=u32}", task.name, generation);
             back_to_scheduler(executor, index)
         }
         Verdict::HaltNode { reason } => {
