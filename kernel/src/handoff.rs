@@ -63,6 +63,10 @@ impl BootInfo {
         unsafe { core::slice::from_raw_parts(phys_to_virt(slice.addr) as *const T, slice.count as usize) }
     }
 
+    pub fn record(&self) -> &'static Handoff {
+        self.record
+    }
+
     pub fn rsdp(&self) -> u64 {
         self.record.rsdp
     }

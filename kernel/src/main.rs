@@ -47,6 +47,15 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
     if let Err(why) = memory::reserve_trampoline_page(boot.memory_map()) {
         kprintln!("warning: no usable page below 1 MiB for AP start-up: {why:?}");
     }
+    let memory = match memory::init(&boot, cluster.hypervisor.reserved_memory_mib) {
+        Ok(summary) => summary,
+        Err(why) => fatal(format_args!("memory: {why:?}")),
+    };
+    kprintln!(
+        "memory: hypervisor pool {} MiB, guest RAM {} MiB, kernel page tables active",
+        memory.hypervisor_bytes >> 20,
+        memory.guest_bytes >> 20
+    );
     let platform = match acpi::Platform::discover(boot.rsdp()) {
         Ok(platform) => platform,
         Err(why) => fatal(format_args!("ACPI: {why}")),

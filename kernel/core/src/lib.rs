@@ -7,5 +7,6 @@
 //! decisions.
 #![cfg_attr(not(test), no_std)]
 
+pub mod frames;
 pub mod power;
 pub mod supervisor;

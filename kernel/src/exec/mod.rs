@@ -90,6 +90,28 @@ fn read_tsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// Cores whose executors are running (bit per core index).
+static ONLINE_EXECUTORS: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+
+/// Some core other than this one whose executor runs, if any.
+pub fn other_online_core() -> Option<usize> {
+    let here = core_index();
+    (0..MAX_CORES).find(|&c| c != here && ONLINE_EXECUTORS[c].load(Ordering::Acquire))
+}
+
+/// Entry for an application processor once it is set up: runs its executor
+/// for ever, picking up services other cores queue for it.
+pub fn run_ap() -> ! {
+    let core = core_index() % MAX_CORES;
+    ONLINE_EXECUTORS[core].store(true, Ordering::Release);
+    loop {
+        run_until_idle();
+        while !CORES[core].wake.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+    }
+}
+
 /// Reads the supervision policies for every `[service.NAME]` in the config.
 pub fn configure(config: &ClusterConfig) {
     let mut policies = POLICIES.lock();

@@ -1,18 +1,27 @@
-//! Physical and virtual memory for the kernel.
+//! Physical and virtual memory for the kernel: the node's memory plan
+//! (hypervisor pool vs guest RAM), the frame allocator over the hypervisor
+//! pool, the kernel's own page tables, and guarded kernel stacks.
 //!
-//! INTERIM: stacks come from a bump pool in .bss, without guard pages. The
-//! frame allocator (`sinter-kerncore::frames`) and the kernel's own page
-//! tables replace this; the function signatures below are the contract the
-//! rest of the kernel uses and will not change.
+//! The policy-free logic (plan, allocator) is `sinter-kerncore::frames`;
+//! this module feeds it the boot memory map and touches the page tables.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+mod frames;
+mod paging;
 
-use sinter_handoff::{MemoryKind, MemoryRegion};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use sinter_handoff::{MemoryKind, MemoryRegion, BOOT_STACK_SIZE};
+use sinter_kerncore::frames::{FrameAllocator, MemoryPlan, PhysRange};
+use spin::Mutex;
+use x86_64::structures::paging::PageTableFlags as Flags;
 
 pub use crate::handoff::phys_to_virt;
+use crate::handoff::BootInfo;
+use frames::KernelFrames;
+use paging::{KernelPageTables, Layout, STACK_AREA_BASE, STACK_AREA_SIZE};
 
-/// A kernel stack: `[bottom, top)` is usable, the page below `bottom` is a
-/// guard page once the kernel's page tables exist.
+/// A kernel stack: `[bottom, top)` is mapped; the page below `bottom` is an
+/// unmapped guard page, so an overflow faults instead of corrupting memory.
 #[derive(Clone, Copy, Debug)]
 pub struct Stack {
     pub bottom: u64,
@@ -21,33 +30,45 @@ pub struct Stack {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemoryError {
-    OutOfStackMemory,
+    NotInitialised,
+    OutOfFrames,
+    OutOfStackSpace,
     NoLowMemory,
+    Plan(sinter_kerncore::frames::FrameError),
+    Paging,
 }
 
-const STACK_POOL_SIZE: usize = 4 << 20;
+/// What `init` found, for the banner.
+#[derive(Clone, Copy, Debug)]
+pub struct MemorySummary {
+    pub hypervisor_bytes: u64,
+    pub guest_bytes: u64,
+    pub free_frames: usize,
+}
 
-#[repr(align(4096))]
-struct StackPool([u8; STACK_POOL_SIZE]);
-
-static mut STACK_POOL: StackPool = StackPool([0; STACK_POOL_SIZE]);
-static STACK_POOL_USED: AtomicUsize = AtomicUsize::new(0);
+static FRAMES: Mutex<Option<KernelFrames>> = Mutex::new(None);
+static TABLES: Mutex<Option<KernelPageTables>> = Mutex::new(None);
+static STACK_CURSOR: AtomicU64 = AtomicU64::new(STACK_AREA_BASE);
 static TRAMPOLINE_PAGE: AtomicU64 = AtomicU64::new(0);
+static GUEST_RAM: Mutex<heapless_ranges::Ranges> = Mutex::new(heapless_ranges::Ranges::new());
 
-/// Allocates a kernel stack of at least `bytes` (rounded up to 4 KiB).
-pub fn alloc_stack(bytes: usize) -> Result<Stack, MemoryError> {
-    let size = bytes.div_ceil(4096) * 4096;
-    let offset = STACK_POOL_USED.fetch_add(size, Ordering::Relaxed);
-    if offset + size > STACK_POOL_SIZE {
-        STACK_POOL_USED.fetch_sub(size, Ordering::Relaxed);
-        return Err(MemoryError::OutOfStackMemory);
+mod heapless_ranges {
+    use sinter_kerncore::frames::PhysRange;
+
+    /// Guest RAM ranges, kept for the hypervisor (fixed capacity).
+    pub struct Ranges {
+        pub items: [Option<PhysRange>; 64],
     }
-    let base = core::ptr::addr_of!(STACK_POOL) as u64 + offset as u64;
-    Ok(Stack { bottom: base, top: base + size as u64 })
+
+    impl Ranges {
+        pub const fn new() -> Self {
+            Self { items: [None; 64] }
+        }
+    }
 }
 
 /// Picks the page the application processors start in (real mode needs it
-/// below 1 MiB). Call once, early, with the boot memory map.
+/// below 1 MiB). Call once, before [`init`], with the boot memory map.
 pub fn reserve_trampoline_page(map: &[MemoryRegion]) -> Result<u64, MemoryError> {
     let page = map
         .iter()
@@ -60,7 +81,116 @@ pub fn reserve_trampoline_page(map: &[MemoryRegion]) -> Result<u64, MemoryError>
 }
 
 /// Physical address of the AP start-up page (identity-mapped, below 1 MiB),
-/// or 0 before [`reserve_trampoline_page`].
+/// or 0 if none was found.
 pub fn trampoline_page() -> u64 {
     TRAMPOLINE_PAGE.load(Ordering::Relaxed)
 }
+
+/// Splits memory, builds the frame allocator and the kernel's page tables,
+/// and switches this core to them.
+pub fn init(boot: &BootInfo, reserved_for_hypervisor_mib: u32) -> Result<MemorySummary, MemoryError> {
+    let mut usable = alloc::vec::Vec::new();
+    for region in boot.memory_map() {
+        if region.kind() == Some(MemoryKind::Usable) {
+            usable.push(PhysRange::new(region.start, region.end()));
+        }
+    }
+    let plan =
+        MemoryPlan::new(&usable, &[], u64::from(reserved_for_hypervisor_mib) << 20).map_err(MemoryError::Plan)?;
+    let pool = plan.hypervisor_pool();
+    let metadata_home = FrameAllocator::metadata_home(pool, &[]).map_err(MemoryError::Plan)?;
+    let words = (metadata_home.len() / 8) as usize;
+    // SAFETY: `metadata_home` is usable RAM in the hypervisor pool, reached
+    // through the direct map, and excluded from the allocator below, so the
+    // slice is the only reference to it for the life of the kernel.
+    let metadata =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(metadata_home.start.as_u64()) as *mut u64, words) };
+    let allocator = FrameAllocator::new(pool, &[metadata_home], metadata).map_err(MemoryError::Plan)?;
+    let mut kernel_frames = KernelFrames { allocator };
+
+    let record = boot.record();
+    let layout = Layout {
+        direct_map_bytes: record.direct_map_size,
+        kernel_phys_start: record.kernel_image.start,
+        boot_stack_phys: (record.boot_stack.start, record.boot_stack.end),
+        boot_stack_virt: boot_stack_virt_base(),
+        trampoline_page: trampoline_page(),
+    };
+    let tables = KernelPageTables::build(&layout, &mut kernel_frames).map_err(|_| MemoryError::Paging)?;
+    tables.activate();
+
+    let mut guest = GUEST_RAM.lock();
+    for (slot, range) in guest.items.iter_mut().zip(plan.guest_ram()) {
+        *slot = Some(*range);
+    }
+    let summary = MemorySummary {
+        hypervisor_bytes: plan.hypervisor_bytes(),
+        guest_bytes: plan.guest_bytes(),
+        free_frames: kernel_frames.allocator.free_4k_frames(),
+    };
+    *FRAMES.lock() = Some(kernel_frames);
+    *TABLES.lock() = Some(tables);
+    Ok(summary)
+}
+
+/// The loader's boot stack mapping (see boot-image/loader/src/paging.rs):
+/// one guard page, then the stack.
+fn boot_stack_virt_base() -> u64 {
+    0xffff_ffff_c000_0000 + 4096
+}
+
+/// Loads the kernel's page tables on the calling core (APs call this).
+pub fn activate_on_this_core() -> Result<(), MemoryError> {
+    let tables = TABLES.lock();
+    tables.as_ref().ok_or(MemoryError::NotInitialised)?.activate();
+    Ok(())
+}
+
+/// Physical address of the kernel's PML4 (for AP start-up), or 0.
+pub fn kernel_page_table_root() -> u64 {
+    TABLES.lock().as_ref().map(KernelPageTables::root).unwrap_or(0)
+}
+
+/// Allocates a kernel stack of at least `bytes` (rounded up to 4 KiB) in the
+/// stack area, with an unmapped guard page below it.
+pub fn alloc_stack(bytes: usize) -> Result<Stack, MemoryError> {
+    let pages = bytes.div_ceil(4096).max(1) as u64;
+    let span = (pages + 1) * 4096;
+    let base = STACK_CURSOR.fetch_add(span, Ordering::Relaxed);
+    if base + span > STACK_AREA_BASE + STACK_AREA_SIZE {
+        return Err(MemoryError::OutOfStackSpace);
+    }
+    let bottom = base + 4096;
+    let mut frames = FRAMES.lock();
+    let frames = frames.as_mut().ok_or(MemoryError::NotInitialised)?;
+    let mut tables = TABLES.lock();
+    let tables = tables.as_mut().ok_or(MemoryError::NotInitialised)?;
+    for page in 0..pages {
+        let phys = frames.alloc_zeroed_4k().ok_or(MemoryError::OutOfFrames)?;
+        tables
+            .map_4k(bottom + page * 4096, phys, Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE, frames)
+            .map_err(|_| MemoryError::Paging)?;
+    }
+    Ok(Stack { bottom, top: bottom + pages * 4096 })
+}
+
+/// A zeroed 4 KiB frame from the hypervisor pool (physical address).
+pub fn alloc_frame() -> Result<u64, MemoryError> {
+    FRAMES.lock().as_mut().ok_or(MemoryError::NotInitialised)?.alloc_zeroed_4k().ok_or(MemoryError::OutOfFrames)
+}
+
+/// Returns a frame from [`alloc_frame`].
+pub fn free_frame(phys: u64) -> Result<(), MemoryError> {
+    use sinter_kerncore::frames::{Frame, FrameSize, PhysAddr};
+    let frame = Frame::new(PhysAddr::new(phys), FrameSize::Size4K).ok_or(MemoryError::OutOfFrames)?;
+    let mut frames = FRAMES.lock();
+    frames.as_mut().ok_or(MemoryError::NotInitialised)?.allocator.free(frame).map_err(MemoryError::Plan)
+}
+
+/// Free 4 KiB frames left in the hypervisor pool.
+pub fn free_frames() -> usize {
+    FRAMES.lock().as_ref().map(|f| f.allocator.free_4k_frames()).unwrap_or(0)
+}
+
+/// Bytes of the boot stack (for reports).
+pub const BOOT_STACK_BYTES: u64 = BOOT_STACK_SIZE;

@@ -2,12 +2,21 @@
 //! `selftest NAME: ok` or `selftest NAME: FAILED ...`; the system tests in
 //! `tests/` assert on those lines.
 
+mod ipc;
+
 use sinter_config::ClusterConfig;
 
 use crate::exec::{self, ServiceSpec};
 use crate::kprintln;
 
 pub fn spawn_requested(config: &ClusterConfig) {
+    let here = exec::core_index();
+    let other = exec::other_online_core().unwrap_or(here);
+    if config.debug.wants("ipc") {
+        ipc::spawn(here, other, false);
+    } else if config.debug.wants("ipc-bench") {
+        ipc::spawn(here, other, true);
+    }
     if config.debug.wants("service-panic") {
         exec::spawn_on(exec::core_index(), ServiceSpec { name: "selftest-panic", entry: panicking_service, arg: 0 });
     }
