@@ -69,20 +69,19 @@ unsafe impl FrameWindow for DirectMap {
     }
 }
 
-static REQUESTS: SpscRing<TestMessage, RING> = SpscRing::new();
-static REPLIES: SpscRing<TestMessage, RING> = SpscRing::new();
 static GRANT_TABLE: GrantTable<64> = GrantTable::new();
 
 type Tx = Sender<'static, TestMessage, RING, NoNotify>;
 type Rx = Receiver<'static, TestMessage, RING>;
-static PING_ENDS: Mutex<Option<(Tx, Rx)>> = Mutex::new(None);
-static PONG_ENDS: Mutex<Option<(Tx, Rx)>> = Mutex::new(None);
+type Ends = (Tx, Rx);
+
+/// Endpoints waiting for the service they belong to; a service gets the
+/// index of its slot as its argument and takes the ends when it starts.
+static ENDS: Mutex<alloc::vec::Vec<Option<Ends>>> = Mutex::new(alloc::vec::Vec::new());
 static FAILED: AtomicBool = AtomicBool::new(false);
 static PONG_CORE: AtomicUsize = AtomicUsize::new(0);
-
-/// Cycles per round trip, filled by the bench.
-static SAMPLES: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
 static PINGPONG_WORD: AtomicU64 = AtomicU64::new(0);
+static BENCH_DONE: AtomicBool = AtomicBool::new(false);
 
 fn fail(what: core::fmt::Arguments<'_>) {
     FAILED.store(true, Ordering::Relaxed);
@@ -94,20 +93,47 @@ fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Spawns the two services; `bench` runs timing instead of the checks.
-pub fn spawn(ping_core: usize, pong_core: usize, bench: bool) {
+fn park_ends(ends: Ends) -> usize {
+    let mut slots = ENDS.lock();
+    slots.push(Some(ends));
+    slots.len() - 1
+}
+
+fn take_ends(slot: usize) -> Option<Ends> {
+    ENDS.lock().get_mut(slot).and_then(Option::take)
+}
+
+/// A fresh pair of rings (requests, replies); returns the ping side's and
+/// the pong side's endpoints. The rings live for the rest of the boot.
+fn new_link(pong_core: usize) -> Option<(Ends, Ends)> {
     let target = WakeTarget::Core(CoreId(pong_core as u32));
-    let (Ok((request_tx, request_rx)), Ok((reply_tx, reply_rx))) =
-        (REQUESTS.split(NoNotify, target), REPLIES.split(NoNotify, target))
-    else {
-        return fail(format_args!("rings already split"));
-    };
-    *PING_ENDS.lock() = Some((request_tx, reply_rx));
-    *PONG_ENDS.lock() = Some((reply_tx, request_rx));
+    let requests: &'static SpscRing<TestMessage, RING> =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(SpscRing::new()));
+    let replies: &'static SpscRing<TestMessage, RING> =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(SpscRing::new()));
+    let (request_tx, request_rx) = requests.split(NoNotify, target).ok()?;
+    let (reply_tx, reply_rx) = replies.split(NoNotify, target).ok()?;
+    Some(((request_tx, reply_rx), (reply_tx, request_rx)))
+}
+
+fn spawn_pong(pong_core: usize) -> Option<Ends> {
+    let (ping_ends, pong_ends) = new_link(pong_core)?;
+    let slot = park_ends(pong_ends);
     PONG_CORE.store(pong_core, Ordering::Relaxed);
-    exec::spawn_on(pong_core, ServiceSpec { name: "ipc-pong", entry: pong_service, arg: 0 });
-    let entry = if bench { bench_service as exec::ServiceEntry } else { ping_service };
-    exec::spawn_on(ping_core, ServiceSpec { name: "ipc-ping", entry, arg: 0 });
+    exec::spawn_on(pong_core, ServiceSpec { name: "ipc-pong", entry: pong_service, arg: slot });
+    Some(ping_ends)
+}
+
+/// Spawns the test (or, with `bench`, the benchmark) from `ping_core`
+/// against a partner on `pong_core`.
+pub fn spawn(ping_core: usize, pong_core: usize, bench: bool) {
+    if bench {
+        exec::spawn_on(ping_core, ServiceSpec { name: "ipc-bench", entry: bench_service, arg: pong_core });
+        return;
+    }
+    let Some(ping_ends) = spawn_pong(pong_core) else { return fail(format_args!("rings already split")) };
+    let slot = park_ends(ping_ends);
+    exec::spawn_on(ping_core, ServiceSpec { name: "ipc-ping", entry: ping_service, arg: slot });
 }
 
 fn send(tx: &mut Tx, msg: TestMessage) {
@@ -132,8 +158,8 @@ fn recv(rx: &mut Rx) -> TestMessage {
     }
 }
 
-fn pong_service(_arg: usize, _generation: u32) {
-    let Some((mut tx, mut rx)) = PONG_ENDS.lock().take() else { return fail(format_args!("pong has no ends")) };
+fn pong_service(slot: usize, _generation: u32) {
+    let Some((mut tx, mut rx)) = take_ends(slot) else { return fail(format_args!("pong has no ends")) };
     let window = DirectMap;
     let mut expected_seq = 0;
     loop {
@@ -179,8 +205,8 @@ fn pong_service(_arg: usize, _generation: u32) {
     }
 }
 
-fn ping_service(_arg: usize, _generation: u32) {
-    let Some((mut tx, mut rx)) = PING_ENDS.lock().take() else { return fail(format_args!("ping has no ends")) };
+fn ping_service(slot: usize, _generation: u32) {
+    let Some((mut tx, mut rx)) = take_ends(slot) else { return fail(format_args!("ping has no ends")) };
     let window = DirectMap;
     let started = rdtsc();
 
@@ -269,39 +295,71 @@ fn ping_service(_arg: usize, _generation: u32) {
     }
 }
 
-fn percentile(sorted: &[u64], p: usize) -> u64 {
-    sorted.get((sorted.len() * p / 100).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0)
-}
-
-fn bench_service(_arg: usize, _generation: u32) {
-    let Some((mut tx, mut rx)) = PING_ENDS.lock().take() else { return fail(format_args!("bench has no ends")) };
-    let mut samples = SAMPLES.lock();
-    samples.clear();
-    samples.reserve(BENCH_ROUND_TRIPS);
+/// Median and p99 cycles of `BENCH_ROUND_TRIPS` message round trips.
+fn time_round_trips(tx: &mut Tx, rx: &mut Rx) -> (u64, u64) {
+    let mut samples = alloc::vec::Vec::with_capacity(BENCH_ROUND_TRIPS);
     for seq in 0..BENCH_ROUND_TRIPS as u64 {
         let start = rdtsc();
-        send(&mut tx, TestMessage { kind: BENCH, seq, ..Default::default() });
-        let reply = recv(&mut rx);
+        send(tx, TestMessage { kind: BENCH, seq, ..Default::default() });
+        let reply = recv(rx);
         samples.push(rdtsc() - start);
         if reply.seq != seq {
             fail(format_args!("bench reply {seq} arrived as {}", reply.seq));
         }
     }
-    send(&mut tx, TestMessage { kind: STOP, ..Default::default() });
+    send(tx, TestMessage { kind: STOP, ..Default::default() });
     samples.sort_unstable();
+    (percentile(&samples, 50), percentile(&samples, 99))
+}
+
+fn bench_service(other_core: usize, _generation: u32) {
+    let here = exec::core_index();
+    let Some((mut tx, mut rx)) = spawn_pong(here) else { return fail(format_args!("bench rings")) };
+    let same = time_round_trips(&mut tx, &mut rx);
     kprintln!(
-        "bench ipc-round-trip: cores={}->{} round_trips={} median_cycles={} p99_cycles={}",
-        exec::core_index(),
-        PONG_CORE.load(Ordering::Relaxed),
-        samples.len(),
-        percentile(&samples, 50),
-        percentile(&samples, 99)
+        "bench ipc same_core: core={here} round_trips={BENCH_ROUND_TRIPS} median_cycles={} p99_cycles={}",
+        same.0,
+        same.1
+    );
+    if other_core == here {
+        kprintln!("bench ipc cross_core: skipped: only one core runs services");
+        return;
+    }
+    let Some((mut tx, mut rx)) = spawn_pong(other_core) else { return fail(format_args!("bench rings")) };
+    let cross = time_round_trips(&mut tx, &mut rx);
+    BENCH_DONE.store(false, Ordering::Release);
+    PINGPONG_WORD.store(0, Ordering::Release);
+    exec::spawn_on(other_core, ServiceSpec { name: "pingpong-responder", entry: pingpong_responder, arg: 0 });
+    let atomic = atomic_pingpong_initiator(BENCH_ROUND_TRIPS);
+    kprintln!(
+        "bench ipc cross_core: cores={here}->{other_core} round_trips={BENCH_ROUND_TRIPS} median_cycles={} p99_cycles={}",
+        cross.0,
+        cross.1
+    );
+    kprintln!(
+        "bench atomic_pingpong: cores={here}->{other_core} round_trips={BENCH_ROUND_TRIPS} median_cycles={} p99_cycles={}",
+        atomic.0,
+        atomic.1
+    );
+    // Ratio in hundredths, so the line needs no floating point.
+    let ratio = |ipc: u64| ipc * 100 / atomic.0.max(1);
+    kprintln!(
+        "bench ipc ratio: cross_core_median_over_atomic_x100={} same_core_median_over_atomic_x100={}",
+        ratio(cross.0),
+        ratio(same.0)
     );
 }
 
+fn pingpong_responder(_arg: usize, _generation: u32) {
+    atomic_pingpong_responder(BENCH_ROUND_TRIPS);
+}
+
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    sorted.get((sorted.len() * p / 100).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0)
+}
+
 /// The baseline: one cache line bounced between two cores with plain atomics.
-/// Runs on the calling core against `responder` spinning on another core.
-pub fn atomic_pingpong_responder(rounds: usize) {
+fn atomic_pingpong_responder(rounds: usize) {
     for round in 0..rounds as u64 {
         while PINGPONG_WORD.load(Ordering::Acquire) != 2 * round + 1 {
             core::hint::spin_loop();
@@ -310,7 +368,7 @@ pub fn atomic_pingpong_responder(rounds: usize) {
     }
 }
 
-pub fn atomic_pingpong_initiator(rounds: usize) -> (u64, u64) {
+fn atomic_pingpong_initiator(rounds: usize) -> (u64, u64) {
     let mut samples = alloc::vec::Vec::with_capacity(rounds);
     for round in 0..rounds as u64 {
         let start = rdtsc();
@@ -320,6 +378,7 @@ pub fn atomic_pingpong_initiator(rounds: usize) -> (u64, u64) {
         }
         samples.push(rdtsc() - start);
     }
+    BENCH_DONE.store(true, Ordering::Release);
     samples.sort_unstable();
     (percentile(&samples, 50), percentile(&samples, 99))
 }
