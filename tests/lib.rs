@@ -28,7 +28,7 @@ pub fn temp_config(base: &str, extra: &str, cores: Option<u16>) -> PathBuf {
             .collect::<Vec<_>>()
             .join("\n");
     }
-    text.push_str("\n");
+    text.push('\n');
     text.push_str(extra);
     let dir = std::env::temp_dir().join(format!(
         "sinter-test-config-{}-{}",

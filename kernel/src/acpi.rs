@@ -1,5 +1,6 @@
 //! What the kernel needs from the firmware's ACPI tables: the processors in
-//! the MADT and the registers for S5 power-off (FADT + the DSDT's `_S5_`).
+//! the MADT (kept whole for `arch`), the PM timer and the registers for S5
+//! power-off (FADT + the DSDT's `_S5_`).
 
 use core::ptr::NonNull;
 
@@ -36,13 +37,27 @@ pub struct PowerInfo {
     pub acpi_enable: u8,
 }
 
+/// The ACPI PM timer's I/O port and counter width (24 or 32 bits).
+pub struct PmTimer {
+    pub port: u16,
+    pub bits: u32,
+}
+
 pub struct Platform {
     /// Enabled (or online-capable) local APICs in the MADT.
     pub cpu_count: usize,
     pub power: PowerInfo,
+    /// A copy of the whole MADT (read with `sinter_kerncore::madt`).
+    pub madt_bytes: alloc::vec::Vec<u8>,
+    pub pm_timer: Option<PmTimer>,
 }
 
 impl Platform {
+    /// The MADT, parsed; `None` if its bytes are malformed.
+    pub fn madt(&self) -> Option<sinter_kerncore::madt::Madt<'_>> {
+        sinter_kerncore::madt::Madt::parse(&self.madt_bytes).ok()
+    }
+
     pub fn discover(rsdp: u64) -> Result<Self, &'static str> {
         if rsdp == 0 {
             return Err("the firmware gave no RSDP");
@@ -51,6 +66,12 @@ impl Platform {
         // the crate validates its signature and checksum before use.
         let tables = unsafe { AcpiTables::from_rsdp(DirectMap, rsdp as usize) }.map_err(|_| "RSDP/XSDT invalid")?;
         let madt = tables.find_table::<Madt>().map_err(|_| "no MADT")?;
+        let madt_len = madt.get().header.length as usize;
+        // SAFETY: the MADT lies in ACPI memory covered by the direct map; its
+        // length comes from the header the acpi crate checksummed.
+        let madt_bytes =
+            unsafe { core::slice::from_raw_parts(phys_to_virt(madt.physical_start() as u64) as *const u8, madt_len) }
+                .to_vec();
         let cpu_count = madt
             .get()
             .entries()
@@ -83,6 +104,16 @@ impl Platform {
             smi_command: u16::try_from(fadt.smi_cmd_port).unwrap_or(0),
             acpi_enable: fadt.acpi_enable,
         };
-        Ok(Self { cpu_count, power })
+        let pm_timer = fadt
+            .pm_timer_block()
+            .ok()
+            .flatten()
+            .filter(|b| b.address_space == acpi::address::AddressSpace::SystemIo)
+            .and_then(|b| u16::try_from(b.address).ok())
+            .map(|port| {
+                let flags = fadt.flags;
+                PmTimer { port, bits: if flags.pm_timer_is_32_bit() { 32 } else { 24 } }
+            });
+        Ok(Self { cpu_count, power, madt_bytes, pm_timer })
     }
 }

@@ -52,15 +52,18 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
         Err(why) => fatal(format_args!("memory: {why:?}")),
     };
     kprintln!(
-        "memory: hypervisor pool {} MiB, guest RAM {} MiB, kernel page tables active",
+        "memory: hypervisor pool {} MiB ({} frames free), guest RAM {} MiB, kernel page tables active",
         memory.hypervisor_bytes >> 20,
+        memory.free_frames,
         memory.guest_bytes >> 20
     );
     let platform = match acpi::Platform::discover(boot.rsdp()) {
         Ok(platform) => platform,
         Err(why) => fatal(format_args!("ACPI: {why}")),
     };
-    print_banner(&boot, &cluster, node, &platform);
+    let cpus = arch::init(&platform);
+    print_banner(&boot, &cluster, node, &platform, &cpus);
+    arch::selftest::run_requested(&cluster);
     defmt::info!(
         "node {=u16} up: {=usize} cores in the MADT, {=u64} MiB usable",
         node.node,
@@ -95,7 +98,13 @@ fn read_config(boot: &BootInfo) -> Result<(ClusterConfig, NodeSelector), alloc::
     Ok((cluster, node))
 }
 
-fn print_banner(boot: &BootInfo, cluster: &ClusterConfig, selector: NodeSelector, platform: &acpi::Platform) {
+fn print_banner(
+    boot: &BootInfo,
+    cluster: &ClusterConfig,
+    selector: NodeSelector,
+    platform: &acpi::Platform,
+    cpus: &arch::CpuSummary,
+) {
     let Some(node) = cluster.node(selector.node) else {
         fatal(format_args!("node {} vanished from a validated config", selector.node))
     };
@@ -109,10 +118,11 @@ fn print_banner(boot: &BootInfo, cluster: &ClusterConfig, selector: NodeSelector
         node.description
     );
     kprintln!(
-        "banner: node={} cluster={} cores={} memory_mib={} mac={} nic={:?} reserved_mib={}",
+        "banner: node={} cluster={} cores={} cores_online={} memory_mib={} mac={} nic={:?} reserved_mib={}",
         node.id,
         cluster.cluster.name,
         platform.cpu_count,
+        cpus.cores_online,
         usable_mib,
         node.mac,
         node.nic,

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use sinter_switch::{HostEndpoint, PortId, Switch, SwitchHandle};
 
 use crate::build::{build_firmware, Firmware};
-use crate::console::{spawn_reader, ConsoleLog};
+use crate::console::{spawn_reader, spawn_reader_rewriting, ConsoleLog};
 use crate::images::{load_config, write_images, LoadedConfig, Payload};
 use crate::paths::{out_dir, resolve_config};
 use crate::prereq;
@@ -158,6 +158,14 @@ impl Cluster {
         let switch = switch.start().context("starting the switch")?;
 
         let stop_readers = Arc::new(AtomicBool::new(false));
+        // Kernel backtraces on the consoles get function names (and file:line).
+        let symbolizer = match crate::symbolize::Symbolizer::load(&firmware.kernel_elf) {
+            Ok(symbolizer) => Some(Arc::new(symbolizer)),
+            Err(e) => {
+                eprintln!("xtask: backtraces stay unsymbolized: {e:#}");
+                None
+            }
+        };
         let mut cluster = Cluster {
             config,
             nodes: Vec::new(),
@@ -185,7 +193,10 @@ impl Cluster {
             let mut child = cmd.spawn().with_context(|| format!("starting {}", machine.qemu.display()))?;
             let console = ConsoleLog::default();
             if let Some(stdout) = child.stdout.take() {
-                cluster.readers.push(spawn_reader(stdout, format!("[node {id}]"), console.clone(), options.echo));
+                let rewrite = symbolizer.clone().map(crate::symbolize::console_rewriter);
+                let reader =
+                    spawn_reader_rewriting(stdout, format!("[node {id}]"), console.clone(), options.echo, rewrite);
+                cluster.readers.push(reader);
             }
             if let Some(stderr) = child.stderr.take() {
                 cluster.readers.push(spawn_reader(stderr, format!("[node {id} qemu]"), console.clone(), true));

@@ -78,8 +78,24 @@ pub fn is_noise(line: &str) -> bool {
     line.contains("TCG doesn't support requested feature")
 }
 
+/// Turns a cleaned console line into another one (`None`: keep it), e.g.
+/// the backtrace symbolizer (`crate::symbolize`).
+pub type LineRewriter = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Reads `source` line by line into `log`, echoing to stdout when `echo`.
 pub fn spawn_reader(source: impl Read + Send + 'static, prefix: String, log: ConsoleLog, echo: bool) -> JoinHandle<()> {
+    spawn_reader_rewriting(source, prefix, log, echo, None)
+}
+
+/// As [`spawn_reader`], passing every line through `rewrite` before it is
+/// echoed and logged.
+pub fn spawn_reader_rewriting(
+    source: impl Read + Send + 'static,
+    prefix: String,
+    log: ConsoleLog,
+    echo: bool,
+    rewrite: Option<LineRewriter>,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(source);
         let mut raw = Vec::new();
@@ -94,6 +110,7 @@ pub fn spawn_reader(source: impl Read + Send + 'static, prefix: String, log: Con
             if line.trim().is_empty() {
                 continue;
             }
+            let line = rewrite.as_ref().and_then(|rewrite| rewrite(&line)).unwrap_or(line);
             if echo && !is_noise(&line) {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{prefix} {line}");
@@ -125,6 +142,18 @@ mod tests {
         assert_eq!(log.wait_for(Duration::from_secs(5), |l| l.contains("node")).as_deref(), Some("hello node"));
         assert!(log.wait_for(Duration::from_millis(10), |l| l.contains("absent")).is_none());
         t.join().unwrap();
+    }
+
+    #[test]
+    fn reader_applies_the_rewriter() {
+        let log = ConsoleLog::default();
+        let rewrite: LineRewriter =
+            std::sync::Arc::new(|line: &str| line.strip_prefix("raw ").map(|r| format!("named {r}")));
+        let input = b"raw 0x10\r\nplain\n".to_vec();
+        spawn_reader_rewriting(std::io::Cursor::new(input), "[node 0]".into(), log.clone(), false, Some(rewrite))
+            .join()
+            .unwrap();
+        assert_eq!(log.lines(), vec!["named 0x10", "plain"]);
     }
 
     #[test]

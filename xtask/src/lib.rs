@@ -5,11 +5,14 @@
 //! loopback, never leave a QEMU process behind, and never install anything
 //! without saying so.
 
+pub mod bench;
 pub mod build;
 pub mod cluster;
 pub mod console;
 pub mod defmt_log;
+pub mod guest;
 pub mod images;
 pub mod paths;
 pub mod prereq;
 pub mod qemu;
+pub mod symbolize;

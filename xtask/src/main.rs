@@ -53,10 +53,27 @@ enum Cmd {
     },
     /// rustfmt, clippy (host and bare-metal targets), dependency licences/advisories.
     Lint,
-    /// Benchmarks; figures go to docs/benchmarks.md by hand, with date and machine.
-    Bench,
+    /// Benchmarks, each reported as a ratio to a baseline from the same run.
+    Bench {
+        /// Only this benchmark: `ipc` or `coherence`.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Check the prerequisites and say what is missing.
     Doctor,
+    /// Prepare the guest payload (Debian kernel + busybox initramfs running
+    /// sinter-workload) and print where it is; `--boot` also boots it on
+    /// plain QEMU (TCG, no Sinter) and prints the timings.
+    Guest {
+        #[arg(long)]
+        boot: bool,
+        #[arg(long, default_value_t = 2)]
+        smp: u16,
+        #[arg(long, default_value_t = 1024)]
+        memory_mib: u32,
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,8 +83,9 @@ fn main() -> ExitCode {
         Cmd::Run { config, nodes, timeout, faults } => run(config, nodes, timeout, faults),
         Cmd::Test { host_only, filter } => test(host_only, &filter),
         Cmd::Lint => lint(),
-        Cmd::Bench => bench(),
+        Cmd::Bench { only } => bench(only.as_deref()),
         Cmd::Doctor => doctor(),
+        Cmd::Guest { boot, smp, memory_mib, timeout } => guest(boot, smp, memory_mib, timeout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -194,8 +212,34 @@ fn lint() -> Result<()> {
     )
 }
 
-fn bench() -> Result<()> {
-    step("coherence protocol benchmarks", cargo().args(["bench", "-p", "sinter-coherence-protocol"]))
+fn bench(only: Option<&str>) -> Result<()> {
+    let wanted = |name: &str| only.is_none_or(|o| o == name);
+    if let Some(name) = only.filter(|o| !["ipc", "coherence"].contains(o)) {
+        bail!("--only {name}: known benchmarks are `ipc` and `coherence`");
+    }
+    if wanted("coherence") {
+        step("coherence protocol benchmarks", cargo().args(["bench", "-p", "sinter-coherence-protocol"]))?;
+    }
+    if wanted("ipc") {
+        eprintln!("xtask: IPC round trip vs atomic ping-pong (QEMU TCG, 2 cores, 100,000 round trips each)");
+        let figures = xtask::bench::ipc_bench(2)?;
+        println!("| measurement | median cycles | p99 cycles | median ÷ atomic ping-pong |");
+        println!("|---|---|---|---|");
+        println!("| atomic ping-pong, core 0 ↔ 1 (baseline) | {} | {} | 1.00 |", figures.atomic.0, figures.atomic.1);
+        println!(
+            "| IPC round trip, core 0 ↔ 1 | {} | {} | {:.2} |",
+            figures.cross_core.0,
+            figures.cross_core.1,
+            figures.cross_ratio()
+        );
+        println!(
+            "| IPC round trip, same core | {} | {} | {:.2} |",
+            figures.same_core.0,
+            figures.same_core.1,
+            figures.same_ratio()
+        );
+    }
+    Ok(())
 }
 
 fn doctor() -> Result<()> {
@@ -203,5 +247,33 @@ fn doctor() -> Result<()> {
     let qemu = prereq::qemu_binary()?;
     let ovmf = prereq::ovmf()?;
     println!("rustup targets: ok\nqemu: {}\novmf: {} + {}", qemu.display(), ovmf.code.display(), ovmf.vars.display());
+    Ok(())
+}
+
+fn guest(boot: bool, smp: u16, memory_mib: u32, timeout: u64) -> Result<()> {
+    let payload = xtask::guest::prepare()?;
+    println!("kernel:    {} ({})", payload.kernel.display(), payload.kernel_source);
+    println!("busybox:   {}", payload.busybox_source);
+    println!("workload:  {}", payload.workload.display());
+    println!("initramfs: {}", payload.initramfs.display());
+    if !boot {
+        return Ok(());
+    }
+    let mut options = xtask::guest::PlainQemuOptions::new(smp, memory_mib);
+    options.timeout = Duration::from_secs(timeout);
+    options.echo = true;
+    let run = xtask::guest::boot_plain_qemu_with(&payload, &options)?;
+    let secs = |d: Option<Duration>| d.map_or("never".to_string(), |d| format!("{:.1} s", d.as_secs_f64()));
+    println!("qemu: {}", run.command);
+    println!(
+        "first workload line after {}, summary after {}, QEMU ended after {:.1} s: {:?}",
+        secs(run.first_workload_line),
+        secs(run.summary_line),
+        run.total.as_secs_f64(),
+        run.exit
+    );
+    if !run.is_clean() {
+        bail!("the guest did not run cleanly (see its console above)");
+    }
     Ok(())
 }

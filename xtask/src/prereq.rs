@@ -18,12 +18,16 @@ pub struct Ovmf {
 /// Adds missing rustup targets (rustup only downloads the standard library
 /// for them; nothing else on the system changes).
 pub fn ensure_targets() -> Result<()> {
+    ensure_rustup_targets(&FIRMWARE_TARGETS)
+}
+
+/// Adds whichever of `targets` rustup does not have yet.
+pub fn ensure_rustup_targets(targets: &[&str]) -> Result<()> {
     let Ok(output) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
         bail!("rustup not found: install Rust with rustup (https://rustup.rs), then rerun");
     };
     let installed = String::from_utf8_lossy(&output.stdout).to_string();
-    let missing: Vec<&str> =
-        FIRMWARE_TARGETS.iter().copied().filter(|t| !installed.lines().any(|l| l.trim() == *t)).collect();
+    let missing: Vec<&str> = targets.iter().copied().filter(|t| !installed.lines().any(|l| l.trim() == *t)).collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -7,6 +7,10 @@
 //! decisions.
 #![cfg_attr(not(test), no_std)]
 
+pub mod backtrace;
+pub mod clock;
+pub mod exception;
 pub mod frames;
+pub mod madt;
 pub mod power;
 pub mod supervisor;

@@ -106,9 +106,14 @@ pub fn run_ap() -> ! {
     ONLINE_EXECUTORS[core].store(true, Ordering::Release);
     loop {
         run_until_idle();
-        while !CORES[core].wake.load(Ordering::Acquire) {
-            core::hint::spin_loop();
+        // Sleep until another core queues work here (it sends an IPI) or the
+        // periodic timer fires. `sti; hlt` cannot miss an IPI sent after the
+        // check: sti takes effect only after hlt has started.
+        x86_64::instructions::interrupts::disable();
+        if !CORES[core].wake.load(Ordering::Acquire) {
+            x86_64::instructions::interrupts::enable_and_hlt();
         }
+        x86_64::instructions::interrupts::enable();
     }
 }
 
@@ -139,6 +144,10 @@ pub fn spawn_on(core: usize, spec: ServiceSpec) {
     let slot = &CORES[core % MAX_CORES];
     slot.incoming.lock().push(spec);
     slot.wake.store(true, Ordering::Release);
+    if core != core_index() && ONLINE_EXECUTORS[core % MAX_CORES].load(Ordering::Acquire) {
+        // The executor index is the core's APIC id (see `core_index`).
+        crate::arch::apic::send_ipi(core as u32, crate::arch::apic::Ipi::Fixed(crate::arch::IPI_VECTOR));
+    }
 }
 
 /// This core's executor.
@@ -182,12 +191,6 @@ pub fn yield_now() {
     // SAFETY: as in `back_to_scheduler`; the scheduler resumes this task
     // from the rsp saved here.
     unsafe { context::switch(save, target) };
-}
-
-/// Name of the service running on this core, if any.
-pub fn current_service() -> Option<&'static str> {
-    let executor = this_core();
-    executor.current.map(|i| executor.tasks[i].name)
 }
 
 impl Executor {

@@ -57,13 +57,17 @@ fn kernel_sections() -> [Section; 3] {
 #[derive(Debug, Clone, Copy)]
 pub enum PagingError {
     OutOfFrames,
-    AlreadyMapped(u64),
+    /// The virtual address was mapped already (reported when it happens).
+    AlreadyMapped,
 }
 
 fn mapping_error<S: x86_64::structures::paging::PageSize>(e: MapToError<S>, at: u64) -> PagingError {
     match e {
         MapToError::FrameAllocationFailed => PagingError::OutOfFrames,
-        _ => PagingError::AlreadyMapped(at),
+        _ => {
+            crate::kprintln!("memory: cannot map {at:#x}: already mapped");
+            PagingError::AlreadyMapped
+        }
     }
 }
 

@@ -209,6 +209,7 @@ fn ping_service(slot: usize, _generation: u32) {
     let Some((mut tx, mut rx)) = take_ends(slot) else { return fail(format_args!("ping has no ends")) };
     let window = DirectMap;
     let started = rdtsc();
+    let free_before = memory::free_frames();
 
     // Phase 1: a pipeline of small messages, each checked both ways.
     let (mut sent, mut replied) = (0u64, 0u64);
@@ -285,6 +286,10 @@ fn ping_service(slot: usize, _generation: u32) {
     }
     send(&mut tx, TestMessage { kind: STOP, ..Default::default() });
     let cycles = rdtsc() - started;
+    // Every lent frame came back and was freed: none leaked.
+    if memory::free_frames() != free_before {
+        fail(format_args!("{} frames free before the test, {} after", free_before, memory::free_frames()));
+    }
     if !FAILED.load(Ordering::Relaxed) {
         kprintln!(
             "selftest ipc: ok: {MESSAGES} messages and {GRANTS} grants between core {} and core {}, every payload checked ({} Mcycles)",

@@ -138,7 +138,8 @@ pub enum OnPanic {
 }
 
 /// Self-tests the firmware runs after bring-up (test configs only).
-pub const KNOWN_SELFTESTS: &[&str] = &["page-fault", "service-panic", "ipc", "ipc-bench"];
+pub const KNOWN_SELFTESTS: &[&str] =
+    &["page-fault", "page-fault-ap", "stack-overflow", "service-panic", "ipc", "ipc-bench"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

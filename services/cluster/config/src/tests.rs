@@ -178,3 +178,18 @@ fn service_policies_and_selftests() {
     let e = err(&GOOD.replace("[[node]]\nid = 0", "[service.coherence]\non_panic = \"ignore\"\n\n[[node]]\nid = 0"));
     assert!(e.problem.contains("ignore"), "{e}");
 }
+
+#[test]
+fn cpu_selftests_are_known_names() {
+    let text = GOOD.replace(
+        "[[node]]\nid = 0",
+        "[debug]\nselftests = [\"page-fault\", \"page-fault-ap\", \"stack-overflow\"]\n\n[[node]]\nid = 0",
+    );
+    let config = parse_cluster(&text).unwrap();
+    assert!(["page-fault", "page-fault-ap", "stack-overflow"].iter().all(|name| config.debug.wants(name)));
+    let e =
+        err(&GOOD
+            .replace("[[node]]\nid = 0", "[debug]\nselftests = [\"page-fault\", \"pagefault\"]\n\n[[node]]\nid = 0"));
+    assert_eq!(e.key, "debug.selftests[1]");
+    assert!(e.problem.contains("stack-overflow"), "{e}");
+}

@@ -1,0 +1,108 @@
+//! `cargo xtask bench`: benchmarks that need QEMU, reported as ratios
+//! against a baseline measured in the same boot.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cluster::{Cluster, ClusterOptions};
+use crate::paths::workspace_root;
+
+/// Figures the firmware printed as `bench NAME: key=value ...`.
+#[derive(Debug, Clone, Default)]
+pub struct BenchLines {
+    pub lines: HashMap<String, HashMap<String, String>>,
+}
+
+impl BenchLines {
+    pub fn parse(console: &[String]) -> Self {
+        let mut lines = HashMap::new();
+        for line in console {
+            let Some(rest) = line.strip_prefix("bench ") else { continue };
+            let Some((name, fields)) = rest.split_once(':') else { continue };
+            let fields = fields
+                .split_whitespace()
+                .filter_map(|f| f.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            lines.insert(name.trim().to_string(), fields);
+        }
+        Self { lines }
+    }
+
+    pub fn number(&self, line: &str, key: &str) -> Result<u64> {
+        self.lines
+            .get(line)
+            .and_then(|f| f.get(key))
+            .with_context(|| format!("the firmware printed no `bench {line}: {key}=`"))?
+            .parse()
+            .with_context(|| format!("`bench {line}: {key}` is not a number"))
+    }
+}
+
+/// IPC round trips (same core, cross core) against the cross-core atomic
+/// ping-pong of one cache line, all in TSC cycles, from one boot.
+#[derive(Debug, Clone)]
+pub struct IpcFigures {
+    pub same_core: (u64, u64),
+    pub cross_core: (u64, u64),
+    pub atomic: (u64, u64),
+}
+
+impl IpcFigures {
+    pub fn cross_ratio(&self) -> f64 {
+        self.cross_core.0 as f64 / self.atomic.0.max(1) as f64
+    }
+
+    pub fn same_ratio(&self) -> f64 {
+        self.same_core.0 as f64 / self.atomic.0.max(1) as f64
+    }
+}
+
+pub fn ipc_bench(cores: u16) -> Result<IpcFigures> {
+    let base = std::fs::read_to_string(workspace_root().join("hw-configs/qemu-1node.toml"))?;
+    let text = base
+        .lines()
+        .map(|l| if l.starts_with("cores = ") { format!("cores = {cores}") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n[debug]\nselftests = [\"ipc-bench\"]\n";
+    let dir = crate::paths::out_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("qemu-1node.toml");
+    std::fs::write(&config, text)?;
+    let mut cluster = Cluster::launch(&ClusterOptions::new(&config))?;
+    let exits = cluster.wait(Duration::from_secs(600), &|| false);
+    let console = cluster.node(0).console.lines();
+    if !exits[0].is_clean() {
+        bail!("the bench boot ended {:?}:\n{}", exits[0], console.join("\n"));
+    }
+    let bench = BenchLines::parse(&console);
+    let pair = |line: &str| -> Result<(u64, u64)> {
+        Ok((bench.number(line, "median_cycles")?, bench.number(line, "p99_cycles")?))
+    };
+    Ok(IpcFigures {
+        same_core: pair("ipc same_core")?,
+        cross_core: pair("ipc cross_core")?,
+        atomic: pair("atomic_pingpong")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_firmware_bench_lines() {
+        let console = vec![
+            "noise".to_string(),
+            "bench ipc same_core: core=0 round_trips=100000 median_cycles=962 p99_cycles=1066".to_string(),
+            "bench atomic_pingpong: cores=0->1 median_cycles=200 p99_cycles=400".to_string(),
+        ];
+        let b = BenchLines::parse(&console);
+        assert_eq!(b.number("ipc same_core", "median_cycles").unwrap(), 962);
+        assert_eq!(b.number("atomic_pingpong", "p99_cycles").unwrap(), 400);
+        assert!(b.number("ipc cross_core", "median_cycles").is_err());
+    }
+}
