@@ -97,3 +97,20 @@ fn defmt_log_on_com2_is_decoded_against_the_kernel_elf() {
     assert!(!node.console.text().contains("cores in the MADT"), "{}", node.console.text());
     assert_eq!(exits[0], NodeExit::PoweredOff);
 }
+
+#[test]
+fn dropping_the_harness_mid_boot_leaves_no_qemu_behind() {
+    let cluster = Cluster::launch(&ClusterOptions::new(hw_config("qemu-2node.toml"))).expect("cluster launches");
+    let pids: Vec<u32> = cluster.nodes.iter().filter_map(|n| n.pid()).collect();
+    assert_eq!(pids.len(), 2);
+    for pid in &pids {
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "QEMU {pid} should be running");
+    }
+    let run_dir = cluster.run_dir.clone();
+    drop(cluster);
+    for pid in &pids {
+        // Reaped by the harness, so not even a zombie remains.
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "QEMU {pid} outlived the harness");
+    }
+    assert!(!run_dir.exists(), "run folder {} was not removed", run_dir.display());
+}

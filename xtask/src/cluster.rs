@@ -76,6 +76,11 @@ impl Node {
     pub fn exit(&self) -> Option<NodeExit> {
         self.exit
     }
+
+    /// The QEMU process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
 }
 
 pub struct Cluster {
