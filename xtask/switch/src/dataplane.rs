@@ -50,14 +50,7 @@ pub(crate) struct Port {
 impl Port {
     pub(crate) fn stats(&self) -> PortStats {
         let faults = lock(&self.egress).counts();
-        PortStats::collect(
-            self.id,
-            self.kind,
-            self.local,
-            self.peer.get().copied(),
-            &self.counters,
-            faults,
-        )
+        PortStats::collect(self.id, self.kind, self.local, self.peer.get().copied(), &self.counters, faults)
     }
 
     fn capture(&self, frame: &[u8]) {
@@ -118,11 +111,7 @@ impl Dataplane {
                     peer,
                     cut: AtomicBool::new(setup.faults.cut),
                     counters: PortCounters::default(),
-                    egress: Mutex::new(FaultInjector::with_capacity(
-                        setup.faults,
-                        seed,
-                        config.queue_capacity,
-                    )),
+                    egress: Mutex::new(FaultInjector::with_capacity(setup.faults, seed, config.queue_capacity)),
                     capture: Mutex::new(None),
                 }
             })
@@ -164,11 +153,7 @@ impl Dataplane {
         while !self.stopping() {
             match port.socket.recv_from(&mut buf) {
                 Ok((len, from)) => self.ingress(port, &buf[..len.min(buf.len())], from),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     // E.g. an ICMP error reported on the socket. Count it and
@@ -271,9 +256,7 @@ impl Dataplane {
             }
             let mut generation = lock(&self.wake);
             if *generation == seen {
-                let wait = next
-                    .map_or(self.poll_interval, |d| d.saturating_sub(self.now()))
-                    .min(self.poll_interval);
+                let wait = next.map_or(self.poll_interval, |d| d.saturating_sub(self.now())).min(self.poll_interval);
                 if !wait.is_zero() {
                     generation = self
                         .wake_cv

@@ -82,9 +82,6 @@ mod tests {
         assert!(MacAddr::BROADCAST.is_broadcast());
         assert!(MacAddr([0x01, 0x00, 0x5e, 0, 0, 1]).is_multicast());
         assert!(!MacAddr([0x02, 0, 0, 0, 0, 1]).is_multicast());
-        assert_eq!(
-            MacAddr([0x02, 0xab, 0, 0, 0, 1]).to_string(),
-            "02:ab:00:00:00:01"
-        );
+        assert_eq!(MacAddr([0x02, 0xab, 0, 0, 0, 1]).to_string(), "02:ab:00:00:00:01");
     }
 }

@@ -27,9 +27,7 @@ impl Percent {
         }
         // In range by the check above: 0 ..= 1e6.
         let ppm = (percent * 10_000.0).round() as u32;
-        Some(Percent {
-            ppm: ppm.min(MILLION),
-        })
+        Some(Percent { ppm: ppm.min(MILLION) })
     }
 
     /// `ppm` parts per million; `None` above 1,000,000.
@@ -119,10 +117,7 @@ impl LinkFaults {
     };
 
     /// A link that is down.
-    pub const CUT: LinkFaults = LinkFaults {
-        cut: true,
-        ..Self::NONE
-    };
+    pub const CUT: LinkFaults = LinkFaults { cut: true, ..Self::NONE };
 
     /// True if this changes nothing about the frames.
     pub fn is_none(&self) -> bool {
@@ -138,16 +133,9 @@ impl LinkFaults {
     /// [`MAX_REORDER`], durations at most [`MAX_FAULT_DURATION`].
     pub fn validate(&self) -> Result<(), FaultSpecError> {
         if self.reorder > MAX_REORDER {
-            return Err(FaultSpecError::new(
-                format!("reorder={}", self.reorder),
-                SpecProblem::ReorderTooHigh,
-            ));
+            return Err(FaultSpecError::new(format!("reorder={}", self.reorder), SpecProblem::ReorderTooHigh));
         }
-        for (key, value) in [
-            ("delay", self.delay),
-            ("jitter", self.jitter),
-            ("hold", self.reorder_hold),
-        ] {
+        for (key, value) in [("delay", self.delay), ("jitter", self.jitter), ("hold", self.reorder_hold)] {
             if value > MAX_FAULT_DURATION {
                 return Err(FaultSpecError::new(
                     format!("{key}={}", DisplayDuration(value)),
@@ -194,9 +182,7 @@ pub enum SpecProblem {
 impl fmt::Display for SpecProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::UnknownKey => {
-                "unknown key (expected drop, dup, reorder, delay, jitter, hold or cut)"
-            }
+            Self::UnknownKey => "unknown key (expected drop, dup, reorder, delay, jitter, hold or cut)",
             Self::EmptyItem => "empty item (stray comma?)",
             Self::MissingValue => "missing value",
             Self::Repeated => "key given twice",
@@ -221,10 +207,7 @@ pub struct FaultSpecError {
 
 impl FaultSpecError {
     fn new(item: impl Into<String>, problem: SpecProblem) -> Self {
-        Self {
-            item: item.into(),
-            problem,
-        }
+        Self { item: item.into(), problem }
     }
 }
 
@@ -246,9 +229,7 @@ fn parse_percent(value: &str) -> Result<Percent, SpecProblem> {
 }
 
 fn parse_duration(value: &str) -> Result<Duration, SpecProblem> {
-    let split = value
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(value.len());
+    let split = value.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
     if number.is_empty() {
         return Err(SpecProblem::BadDuration);
@@ -409,9 +390,7 @@ mod tests {
 
     #[test]
     fn parses_the_full_example() {
-        let f: LinkFaults = "drop=10,dup=5,reorder=5,delay=2ms,jitter=1ms"
-            .parse()
-            .unwrap();
+        let f: LinkFaults = "drop=10,dup=5,reorder=5,delay=2ms,jitter=1ms".parse().unwrap();
         assert_eq!(f.drop, Percent::new(10.0).unwrap());
         assert_eq!(f.duplicate.ppm(), 50_000);
         assert_eq!(f.reorder.ppm(), 50_000);
@@ -423,9 +402,7 @@ mod tests {
 
     #[test]
     fn accepts_variants() {
-        let f: LinkFaults = " drop = 2.5% , duplicate=0.01, hold=1.5ms, delay=500us, cut "
-            .parse()
-            .unwrap();
+        let f: LinkFaults = " drop = 2.5% , duplicate=0.01, hold=1.5ms, delay=500us, cut ".parse().unwrap();
         assert_eq!(f.drop.ppm(), 25_000);
         assert_eq!(f.duplicate.ppm(), 100);
         assert_eq!(f.reorder_hold, Duration::from_micros(1500));
@@ -435,18 +412,9 @@ mod tests {
         assert_eq!("".parse::<LinkFaults>().unwrap(), LinkFaults::NONE);
         assert_eq!("none".parse::<LinkFaults>().unwrap(), LinkFaults::NONE);
         assert_eq!("delay=0".parse::<LinkFaults>().unwrap(), LinkFaults::NONE);
-        assert_eq!(
-            "jitter=3s".parse::<LinkFaults>().unwrap().jitter,
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            "delay=7ns".parse::<LinkFaults>().unwrap().delay,
-            Duration::from_nanos(7)
-        );
-        assert_eq!(
-            "reorder=50".parse::<LinkFaults>().unwrap().reorder,
-            MAX_REORDER
-        );
+        assert_eq!("jitter=3s".parse::<LinkFaults>().unwrap().jitter, Duration::from_secs(3));
+        assert_eq!("delay=7ns".parse::<LinkFaults>().unwrap().delay, Duration::from_nanos(7));
+        assert_eq!("reorder=50".parse::<LinkFaults>().unwrap().reorder, MAX_REORDER);
     }
 
     #[test]
@@ -506,10 +474,7 @@ mod tests {
         let mut f = LinkFaults::NONE;
         assert!(f.validate().is_ok());
         f.reorder = Percent::new(60.0).unwrap();
-        assert_eq!(
-            f.validate().unwrap_err().problem,
-            SpecProblem::ReorderTooHigh
-        );
+        assert_eq!(f.validate().unwrap_err().problem, SpecProblem::ReorderTooHigh);
         f.reorder = Percent::ZERO;
         f.delay = Duration::from_secs(61);
         let err = f.validate().unwrap_err();

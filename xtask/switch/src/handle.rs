@@ -74,16 +74,10 @@ impl std::fmt::Debug for SwitchHandle {
 }
 
 impl SwitchHandle {
-    pub(crate) fn start(
-        config: SwitchConfig,
-        setups: Vec<PortSetup>,
-    ) -> Result<SwitchHandle, SwitchError> {
+    pub(crate) fn start(config: SwitchConfig, setups: Vec<PortSetup>) -> Result<SwitchHandle, SwitchError> {
         let dataplane = Arc::new(Dataplane::new(&config, setups));
         let handle = SwitchHandle {
-            control: Arc::new(Control {
-                dataplane: Arc::clone(&dataplane),
-                threads: Mutex::new(Vec::new()),
-            }),
+            control: Arc::new(Control { dataplane: Arc::clone(&dataplane), threads: Mutex::new(Vec::new()) }),
         };
         // On an error below, dropping `handle` stops and joins what started.
         for index in 0..dataplane.ports.len() {
@@ -108,10 +102,7 @@ impl SwitchHandle {
     }
 
     fn port(&self, port: PortId) -> Result<&Port, SwitchError> {
-        self.dataplane()
-            .ports
-            .get(port.index())
-            .ok_or(SwitchError::UnknownPort(port))
+        self.dataplane().ports.get(port.index()).ok_or(SwitchError::UnknownPort(port))
     }
 
     /// Every port, in the order added.
@@ -132,9 +123,7 @@ impl SwitchHandle {
     /// Replaces the faults on `port`'s link. Takes effect for the next
     /// frame; frames already delayed keep their due time.
     pub fn set_faults(&self, port: PortId, faults: LinkFaults) -> Result<(), SwitchError> {
-        faults
-            .validate()
-            .map_err(|source| SwitchError::Faults { port, source })?;
+        faults.validate().map_err(|source| SwitchError::Faults { port, source })?;
         let target = self.port(port)?;
         {
             let mut injector = lock(&target.egress);
@@ -149,9 +138,7 @@ impl SwitchHandle {
     /// `"drop=10,dup=5,reorder=5,delay=2ms,jitter=1ms"` (see
     /// [`LinkFaults`]'s `FromStr`). Unset keys are reset to a perfect link.
     pub fn set_faults_spec(&self, port: PortId, spec: &str) -> Result<(), SwitchError> {
-        let faults = spec
-            .parse()
-            .map_err(|source| SwitchError::Faults { port, source })?;
+        let faults = spec.parse().map_err(|source| SwitchError::Faults { port, source })?;
         self.set_faults(port, faults)
     }
 
@@ -165,10 +152,7 @@ impl SwitchHandle {
         let target = self.port(port)?;
         {
             let mut injector = lock(&target.egress);
-            let faults = LinkFaults {
-                cut,
-                ..injector.faults()
-            };
+            let faults = LinkFaults { cut, ..injector.faults() };
             injector.set_faults(faults);
             target.cut.store(cut, Ordering::Release);
         }
@@ -196,11 +180,7 @@ impl SwitchHandle {
     /// `path`, replacing any capture already running on the port.
     pub fn capture_to(&self, port: PortId, path: &Path) -> Result<(), SwitchError> {
         let target = self.port(port)?;
-        let fail = |source| SwitchError::Capture {
-            port,
-            path: path.to_path_buf(),
-            source,
-        };
+        let fail = |source| SwitchError::Capture { port, path: path.to_path_buf(), source };
         let file = File::create(path).map_err(fail)?;
         let writer = PcapWriter::new(BufWriter::new(file)).map_err(fail)?;
         *lock(&target.capture) = Some(writer);

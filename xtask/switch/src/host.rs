@@ -24,17 +24,9 @@ impl HostEndpoint {
         let socket = bind_loopback(0, Duration::from_millis(50))?;
         socket
             .connect(switch_addr)
-            .map_err(|source| SwitchError::Socket {
-                context: "connect host endpoint to its switch port",
-                source,
-            })?;
+            .map_err(|source| SwitchError::Socket { context: "connect host endpoint to its switch port", source })?;
         let local = local_addr(&socket)?;
-        Ok(Self {
-            port,
-            socket,
-            local,
-            switch_addr,
-        })
+        Ok(Self { port, socket, local, switch_addr })
     }
 
     /// The switch port this endpoint is attached to.
@@ -58,10 +50,7 @@ impl HostEndpoint {
         if sent == frame.len() {
             Ok(())
         } else {
-            Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("sent {sent} of {} bytes", frame.len()),
-            ))
+            Err(io::Error::new(io::ErrorKind::WriteZero, format!("sent {sent} of {} bytes", frame.len())))
         }
     }
 
@@ -69,17 +58,13 @@ impl HostEndpoint {
     /// arrives within `timeout` (or the socket fails).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Vec<u8>> {
         let start = Instant::now();
-        let deadline = start
-            .checked_add(timeout)
-            .unwrap_or(start + Duration::from_secs(86_400 * 365));
+        let deadline = start.checked_add(timeout).unwrap_or(start + Duration::from_secs(86_400 * 365));
         let mut buf = vec![0u8; 65_536];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             // A zero read timeout means "block forever" to the OS; poll
             // for at least a microsecond instead.
-            self.socket
-                .set_read_timeout(Some(left.max(Duration::from_micros(1))))
-                .ok()?;
+            self.socket.set_read_timeout(Some(left.max(Duration::from_micros(1)))).ok()?;
             match self.socket.recv(&mut buf) {
                 Ok(len) => return Some(buf[..len.min(buf.len())].to_vec()),
                 // A stale ICMP error from an earlier send; keep waiting.

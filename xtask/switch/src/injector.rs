@@ -184,14 +184,8 @@ impl FaultInjector {
 
     fn sample_delay(&mut self) -> Duration {
         let jitter_ns = u64::try_from(self.faults.jitter.as_nanos()).unwrap_or(u64::MAX);
-        let extra = if jitter_ns == 0 {
-            0
-        } else {
-            self.rng.below(jitter_ns.saturating_add(1))
-        };
-        self.faults
-            .delay
-            .saturating_add(Duration::from_nanos(extra))
+        let extra = if jitter_ns == 0 { 0 } else { self.rng.below(jitter_ns.saturating_add(1)) };
+        self.faults.delay.saturating_add(Duration::from_nanos(extra))
     }
 
     fn enqueue(&mut self, frame: Vec<u8>, copies: u8, due: Duration) -> u8 {
@@ -202,16 +196,9 @@ impl FaultInjector {
                 self.counts.dropped_overflow += 1;
                 continue;
             }
-            let body = if copy + 1 == copies {
-                frame.take().unwrap_or_default()
-            } else {
-                frame.clone().unwrap_or_default()
-            };
-            self.queue.push(Reverse(Queued {
-                due,
-                seq: self.next_seq,
-                frame: body,
-            }));
+            let body =
+                if copy + 1 == copies { frame.take().unwrap_or_default() } else { frame.clone().unwrap_or_default() };
+            self.queue.push(Reverse(Queued { due, seq: self.next_seq, frame: body }));
             self.next_seq += 1;
             queued += 1;
         }
@@ -244,25 +231,14 @@ impl FaultInjector {
             let queued = self.enqueue(frame, copies, due);
             self.enqueue(held.frame, held.copies, held.due.max(due));
             self.counts.reordered += 1;
-            return Fate::Queued {
-                due,
-                copies: queued,
-            };
+            return Fate::Queued { due, copies: queued };
         }
         if self.roll(self.hold_ppm) {
-            self.held = Some(Held {
-                frame,
-                copies,
-                due,
-                expires: now.saturating_add(self.faults.reorder_hold),
-            });
+            self.held = Some(Held { frame, copies, due, expires: now.saturating_add(self.faults.reorder_hold) });
             return Fate::Held;
         }
         let queued = self.enqueue(frame, copies, due);
-        Fate::Queued {
-            due,
-            copies: queued,
-        }
+        Fate::Queued { due, copies: queued }
     }
 
     /// The frames due at `now`, in the order to send them. A held frame
@@ -326,10 +302,7 @@ mod tests {
 
     fn assert_share(what: &str, count: u64, low_pct: f64, high_pct: f64, seed: u64) {
         let pct = count as f64 * 100.0 / f64::from(N);
-        assert!(
-            (low_pct..=high_pct).contains(&pct),
-            "{what}: {pct}% outside {low_pct}..{high_pct}% (seed {seed})"
-        );
+        assert!((low_pct..=high_pct).contains(&pct), "{what}: {pct}% outside {low_pct}..{high_pct}% (seed {seed})");
     }
 
     #[test]

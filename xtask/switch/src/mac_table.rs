@@ -31,10 +31,7 @@ pub(crate) enum Forwarding {
 
 impl MacTable {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            entries: HashMap::new(),
-            capacity,
-        }
+        Self { entries: HashMap::new(), capacity }
     }
 
     /// Records that `src` was seen on `port`. Group addresses are never
@@ -89,14 +86,8 @@ mod tests {
         let mut table = MacTable::new(16);
         assert_eq!(table.forward(PortId(0), A), Forwarding::Flood);
         table.learn(A, PortId(1));
-        assert_eq!(
-            table.forward(PortId(0), MacAddr::BROADCAST),
-            Forwarding::Flood
-        );
-        assert_eq!(
-            table.forward(PortId(0), MacAddr([0x33, 0x33, 0, 0, 0, 1])),
-            Forwarding::Flood
-        );
+        assert_eq!(table.forward(PortId(0), MacAddr::BROADCAST), Forwarding::Flood);
+        assert_eq!(table.forward(PortId(0), MacAddr([0x33, 0x33, 0, 0, 0, 1])), Forwarding::Flood);
     }
 
     #[test]

@@ -62,9 +62,7 @@ impl<W: Write> PcapWriter<W> {
 /// (little-endian, microseconds). For tests and tools; `None` if the bytes
 /// are not such a file.
 pub fn read_frames(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let u32_at = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-    };
+    let u32_at = |at: usize| -> Option<u32> { Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)) };
     if u32_at(0)? != 0xa1b2_c3d4 || u32_at(20)? != LINKTYPE_ETHERNET {
         return None;
     }
@@ -100,10 +98,7 @@ mod tests {
         assert_eq!(&bytes[32..36], &20u32.to_le_bytes());
         assert_eq!(&bytes[36..40], &20u32.to_le_bytes());
         assert_eq!(bytes.len(), 24 + 16 + 20 + 16 + 14);
-        assert_eq!(
-            read_frames(&bytes).unwrap(),
-            vec![vec![1u8; 20], vec![2u8; 14]]
-        );
+        assert_eq!(read_frames(&bytes).unwrap(), vec![vec![1u8; 20], vec![2u8; 14]]);
     }
 
     #[test]

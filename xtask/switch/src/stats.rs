@@ -100,9 +100,7 @@ impl PortStats {
             duplicated: faults.duplicated,
             reordered: faults.reordered,
             delayed: faults.delayed,
-            errors: get(&counters.send_errors)
-                + get(&counters.recv_errors)
-                + get(&counters.capture_errors),
+            errors: get(&counters.send_errors) + get(&counters.recv_errors) + get(&counters.capture_errors),
         }
     }
 }
@@ -191,19 +189,11 @@ mod tests {
         let counters = PortCounters::default();
         PortCounters::bump(&counters.rx);
         let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let faults = FaultCounts {
-            dropped_cut: 2,
-            ..FaultCounts::default()
-        };
+        let faults = FaultCounts { dropped_cut: 2, ..FaultCounts::default() };
         let a = PortStats::collect(PortId(0), PortKind::Qemu, addr, None, &counters, faults);
         assert_eq!(a.rx, 1);
         assert_eq!(a.dropped_cut, 2);
-        let b = PortStats {
-            port: PortId(1),
-            peer: Some(addr),
-            tx: 123_456,
-            ..a.clone()
-        };
+        let b = PortStats { port: PortId(1), peer: Some(addr), tx: 123_456, ..a.clone() };
         let text = StatsTable(vec![a, b]).to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);

@@ -168,18 +168,12 @@ pub(crate) fn bind_loopback(port: u16, read_timeout: Duration) -> Result<UdpSock
     let socket = UdpSocket::bind(addr).map_err(|source| SwitchError::Bind { addr, source })?;
     socket
         .set_read_timeout(Some(read_timeout.max(Duration::from_millis(1))))
-        .map_err(|source| SwitchError::Socket {
-            context: "set read timeout",
-            source,
-        })?;
+        .map_err(|source| SwitchError::Socket { context: "set read timeout", source })?;
     Ok(socket)
 }
 
 pub(crate) fn local_addr(socket: &UdpSocket) -> Result<SocketAddr, SwitchError> {
-    socket.local_addr().map_err(|source| SwitchError::Socket {
-        context: "read local address",
-        source,
-    })
+    socket.local_addr().map_err(|source| SwitchError::Socket { context: "read local address", source })
 }
 
 /// One port before the switch starts.
@@ -213,10 +207,7 @@ impl Switch {
 
     /// A switch with `config` and no ports.
     pub fn with_config(config: SwitchConfig) -> Self {
-        Self {
-            config,
-            ports: Vec::new(),
-        }
+        Self { config, ports: Vec::new() }
     }
 
     /// The configuration.
@@ -225,9 +216,7 @@ impl Switch {
     }
 
     fn next_id(&self) -> Result<PortId, SwitchError> {
-        u16::try_from(self.ports.len())
-            .map(PortId)
-            .map_err(|_| SwitchError::TooManyPorts)
+        u16::try_from(self.ports.len()).map(PortId).map_err(|_| SwitchError::TooManyPorts)
     }
 
     /// Adds a port for a QEMU node on an ephemeral switch-side UDP port
@@ -240,11 +229,7 @@ impl Switch {
 
     /// Like [`Switch::add_qemu_port`], on switch-side UDP port `local_port`
     /// of 127.0.0.1 (0 for an ephemeral one).
-    pub fn add_qemu_port_on(
-        &mut self,
-        local_port: u16,
-        peer: Option<SocketAddr>,
-    ) -> Result<PortId, SwitchError> {
+    pub fn add_qemu_port_on(&mut self, local_port: u16, peer: Option<SocketAddr>) -> Result<PortId, SwitchError> {
         if let Some(peer) = peer {
             if !is_loopback_v4(peer) {
                 return Err(SwitchError::NotLoopback(peer));
@@ -253,13 +238,7 @@ impl Switch {
         let id = self.next_id()?;
         let socket = bind_loopback(local_port, self.config.poll_interval)?;
         let local = local_addr(&socket)?;
-        self.ports.push(PortSetup {
-            kind: PortKind::Qemu,
-            socket,
-            local,
-            peer,
-            faults: LinkFaults::NONE,
-        });
+        self.ports.push(PortSetup { kind: PortKind::Qemu, socket, local, peer, faults: LinkFaults::NONE });
         Ok(id)
     }
 
@@ -288,13 +267,8 @@ impl Switch {
 
     /// Sets the faults a port starts with.
     pub fn set_faults(&mut self, port: PortId, faults: LinkFaults) -> Result<(), SwitchError> {
-        faults
-            .validate()
-            .map_err(|source| SwitchError::Faults { port, source })?;
-        let setup = self
-            .ports
-            .get_mut(port.index())
-            .ok_or(SwitchError::UnknownPort(port))?;
+        faults.validate().map_err(|source| SwitchError::Faults { port, source })?;
+        let setup = self.ports.get_mut(port.index()).ok_or(SwitchError::UnknownPort(port))?;
         setup.faults = faults;
         Ok(())
     }

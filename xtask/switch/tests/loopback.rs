@@ -10,8 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sinter_switch::{
-    build_frame, pcap, HostEndpoint, LinkFaults, MacAddr, PortId, Switch, SwitchConfig,
-    SwitchError, SwitchHandle,
+    build_frame, pcap, HostEndpoint, LinkFaults, MacAddr, PortId, Switch, SwitchConfig, SwitchError, SwitchHandle,
 };
 
 /// Generous: only ever reached when a test is about to fail.
@@ -27,8 +26,7 @@ fn frame(dst: MacAddr, src: MacAddr, body: &[u8]) -> Vec<u8> {
 }
 
 fn recv(ep: &HostEndpoint) -> Vec<u8> {
-    ep.recv_timeout(WAIT)
-        .unwrap_or_else(|| panic!("port {} received nothing", ep.port()))
+    ep.recv_timeout(WAIT).unwrap_or_else(|| panic!("port {} received nothing", ep.port()))
 }
 
 /// Sends a broadcast marker from `from` and checks that the next frame
@@ -37,22 +35,12 @@ fn assert_nothing_before_marker(from: &HostEndpoint, from_mac: MacAddr, quiet: &
     let marker = frame(MacAddr::BROADCAST, from_mac, b"marker");
     from.send(&marker).unwrap();
     for ep in quiet {
-        assert_eq!(
-            recv(ep),
-            marker,
-            "port {} got a frame before the marker",
-            ep.port()
-        );
+        assert_eq!(recv(ep), marker, "port {} got a frame before the marker", ep.port());
     }
 }
 
 /// Waits until `check` holds for `port`'s stats.
-fn wait_for_stats(
-    handle: &SwitchHandle,
-    port: PortId,
-    what: &str,
-    check: impl Fn(&sinter_switch::PortStats) -> bool,
-) {
+fn wait_for_stats(handle: &SwitchHandle, port: PortId, what: &str, check: impl Fn(&sinter_switch::PortStats) -> bool) {
     let deadline = Instant::now() + WAIT;
     loop {
         let stats = handle.port_stats(port).unwrap();
@@ -91,10 +79,7 @@ fn learning_sends_known_unicast_to_one_port_only() {
     a.send(&direct).unwrap();
     assert_eq!(recv(&b), direct);
     assert_nothing_before_marker(&a, mac(1), &[&c]);
-    assert_eq!(
-        handle.mac_table(),
-        vec![(mac(1), a.port()), (mac(2), b.port())]
-    );
+    assert_eq!(handle.mac_table(), vec![(mac(1), a.port()), (mac(2), b.port())]);
     let stats = handle.port_stats(c.port()).unwrap();
     assert_eq!(stats.tx, 3, "c got the first flood and two markers");
 }
@@ -107,8 +92,7 @@ fn broadcast_and_multicast_flood_to_all_other_ports() {
     assert_eq!(recv(&b), bcast);
     assert_eq!(recv(&c), bcast);
     // Learn B's MAC, then use a multicast address: still flooded.
-    b.send(&frame(MacAddr::BROADCAST, mac(2), b"i am b"))
-        .unwrap();
+    b.send(&frame(MacAddr::BROADCAST, mac(2), b"i am b")).unwrap();
     assert_eq!(recv(&a).len(), 20);
     assert_eq!(recv(&c).len(), 20);
     let mcast = frame(MacAddr([0x01, 0x00, 0x5e, 0, 0, 1]), mac(3), b"group");
@@ -127,8 +111,7 @@ fn broadcast_and_multicast_flood_to_all_other_ports() {
 #[test]
 fn frames_never_go_back_out_of_their_ingress_port() {
     let (handle, [a, b, c]) = three_hosts();
-    a.send(&frame(MacAddr::BROADCAST, mac(1), b"learn a"))
-        .unwrap();
+    a.send(&frame(MacAddr::BROADCAST, mac(1), b"learn a")).unwrap();
     recv(&b);
     recv(&c);
     // A frame from A addressed to A itself goes nowhere.
@@ -141,10 +124,7 @@ fn frames_never_go_back_out_of_their_ingress_port() {
 
 #[test]
 fn malformed_frames_are_counted_and_do_not_stop_the_switch() {
-    let config = SwitchConfig {
-        max_frame_len: 1500,
-        ..SwitchConfig::default()
-    };
+    let config = SwitchConfig { max_frame_len: 1500, ..SwitchConfig::default() };
     let mut switch = Switch::with_config(config);
     let a = switch.add_host_port().unwrap();
     let b = switch.add_host_port().unwrap();
@@ -177,8 +157,7 @@ fn default_max_frame_is_9216() {
     let jumbo = frame(MacAddr::BROADCAST, mac(1), &[7u8; 9216 - 14]);
     a.send(&jumbo).unwrap();
     assert_eq!(recv(&b), jumbo);
-    a.send(&frame(MacAddr::BROADCAST, mac(1), &[7u8; 9217 - 14]))
-        .unwrap();
+    a.send(&frame(MacAddr::BROADCAST, mac(1), &[7u8; 9217 - 14])).unwrap();
     wait_for_stats(&handle, a.port(), "malformed", |s| s.dropped_malformed == 1);
     assert_nothing_before_marker(&a, mac(1), &[&b]);
 }
@@ -216,8 +195,7 @@ fn fault_changes_take_effect_at_runtime() {
     let a = switch.add_host_port().unwrap();
     let b = switch.add_host_port().unwrap();
     let handle = switch.start().unwrap();
-    b.send(&frame(MacAddr::BROADCAST, mac(2), b"learn b"))
-        .unwrap();
+    b.send(&frame(MacAddr::BROADCAST, mac(2), b"learn b")).unwrap();
     recv(&a);
 
     // drop=100: nothing arrives.
@@ -237,9 +215,7 @@ fn fault_changes_take_effect_at_runtime() {
     }
 
     // reorder=50 with a long hold: every pair swaps, deterministically.
-    handle
-        .set_faults_spec(b.port(), "reorder=50,hold=10s")
-        .unwrap();
+    handle.set_faults_spec(b.port(), "reorder=50,hold=10s").unwrap();
     for i in 0..6u8 {
         a.send(&frame(mac(2), mac(1), &[i])).unwrap();
     }
@@ -274,10 +250,7 @@ fn bad_fault_settings_are_rejected() {
     let (handle, [a, _b, _c]) = three_hosts();
     let err = handle.set_faults_spec(a.port(), "drop=lots").unwrap_err();
     assert!(matches!(err, SwitchError::Faults { .. }), "{err}");
-    let too_much = LinkFaults {
-        reorder: sinter_switch::Percent::new(80.0).unwrap(),
-        ..LinkFaults::NONE
-    };
+    let too_much = LinkFaults { reorder: sinter_switch::Percent::new(80.0).unwrap(), ..LinkFaults::NONE };
     assert!(handle.set_faults(a.port(), too_much).is_err());
     // A port id from a bigger switch is not a port of this one.
     let mut bigger = Switch::new();
@@ -301,9 +274,7 @@ fn qemu_port_with_a_given_peer() {
     let node = UdpSocket::bind("127.0.0.1:0").unwrap();
     node.set_read_timeout(Some(WAIT)).unwrap();
     let mut switch = Switch::new();
-    let port = switch
-        .add_qemu_port(Some(node.local_addr().unwrap()))
-        .unwrap();
+    let port = switch.add_qemu_port(Some(node.local_addr().unwrap())).unwrap();
     let switch_addr = switch.switch_addr(port).unwrap();
     let probe = switch.add_host_port().unwrap();
     let handle = switch.start().unwrap();
@@ -323,9 +294,7 @@ fn qemu_port_with_a_given_peer() {
 
     // A stranger's datagram on the node's port is dropped.
     let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
-    stranger
-        .send_to(&frame(MacAddr::BROADCAST, mac(66), b"x"), switch_addr)
-        .unwrap();
+    stranger.send_to(&frame(MacAddr::BROADCAST, mac(66), b"x"), switch_addr).unwrap();
     wait_for_stats(&handle, port, "foreign", |s| s.dropped_foreign == 1);
     let again = frame(mac(9), mac(1), b"again");
     node.send_to(&again, switch_addr).unwrap();
@@ -343,9 +312,7 @@ fn qemu_port_learns_its_peer_from_the_first_datagram() {
     assert_eq!(handle.peer_addr(port), None);
 
     // Unknown peer: frames for it are dropped and counted.
-    probe
-        .send(&frame(MacAddr::BROADCAST, mac(9), b"lost"))
-        .unwrap();
+    probe.send(&frame(MacAddr::BROADCAST, mac(9), b"lost")).unwrap();
     wait_for_stats(&handle, port, "no peer", |s| s.dropped_no_peer == 1);
 
     let node = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -367,14 +334,9 @@ fn peers_off_loopback_are_refused() {
     let mut switch = Switch::new();
     for addr in ["10.0.0.1:9", "0.0.0.0:9", "[::1]:9", "192.168.1.1:9"] {
         let addr: SocketAddr = addr.parse().unwrap();
-        assert!(
-            matches!(switch.add_qemu_port(Some(addr)), Err(SwitchError::NotLoopback(a)) if a == addr),
-            "{addr}"
-        );
+        assert!(matches!(switch.add_qemu_port(Some(addr)), Err(SwitchError::NotLoopback(a)) if a == addr), "{addr}");
     }
-    assert!(switch
-        .add_qemu_port(Some("127.0.0.2:9".parse().unwrap()))
-        .is_ok());
+    assert!(switch.add_qemu_port(Some("127.0.0.2:9".parse().unwrap())).is_ok());
 }
 
 #[test]
@@ -386,8 +348,7 @@ fn shutdown_joins_every_thread_promptly() {
     let handle = switch.start().unwrap();
     // Leave a delayed frame in a queue: shutdown must not wait for it.
     handle.set_faults_spec(b.port(), "delay=30s").unwrap();
-    a.send(&frame(MacAddr::BROADCAST, mac(1), b"never"))
-        .unwrap();
+    a.send(&frame(MacAddr::BROADCAST, mac(1), b"never")).unwrap();
     wait_for_stats(&handle, b.port(), "delayed", |s| s.delayed == 1);
 
     let clone = handle.clone();
@@ -438,9 +399,7 @@ fn pcap_capture_records_both_directions() {
     let frames = pcap::read_frames(&bytes).unwrap();
     assert_eq!(frames, vec![inbound, outbound]);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(handle
-        .capture_to(b.port(), &dir.join("missing-dir").join("x.pcap"))
-        .is_err());
+    assert!(handle.capture_to(b.port(), &dir.join("missing-dir").join("x.pcap")).is_err());
 }
 
 #[test]
@@ -460,10 +419,7 @@ fn stats_table_lists_every_port() {
 #[test]
 fn same_seed_same_faults_end_to_end() {
     fn survivors(seed: u64) -> Vec<u8> {
-        let mut switch = Switch::with_config(SwitchConfig {
-            seed,
-            ..SwitchConfig::default()
-        });
+        let mut switch = Switch::with_config(SwitchConfig { seed, ..SwitchConfig::default() });
         let a = switch.add_host_port().unwrap();
         let b = switch.add_host_port().unwrap();
         let handle = switch.start().unwrap();
@@ -472,9 +428,7 @@ fn same_seed_same_faults_end_to_end() {
             a.send(&frame(MacAddr::BROADCAST, mac(1), &[i])).unwrap();
         }
         // Let the switch decide all 100 before the faults change.
-        wait_for_stats(&handle, b.port(), "decided", |s| {
-            s.tx + s.dropped_fault == 100
-        });
+        wait_for_stats(&handle, b.port(), "decided", |s| s.tx + s.dropped_fault == 100);
         handle.set_faults(b.port(), LinkFaults::NONE).unwrap();
         let end = frame(MacAddr::BROADCAST, mac(1), b"end");
         a.send(&end).unwrap();
