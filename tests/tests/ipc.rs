@@ -18,5 +18,14 @@ fn services_on_core_0_and_core_1_exchange_messages_and_grants() {
         "{log}"
     );
     assert!(!log.contains("FAILED"), "{log}");
+    // The receiving service slept on its ring and was woken by the sender's
+    // notification, an IPI across cores.
+    let line = log.lines().find(|l| l.starts_with("selftest ipc: ok")).unwrap_or_default();
+    let number_before = |marker: &str| -> u64 {
+        let head = &line[..line.find(marker).unwrap_or(0)];
+        head.rsplit(' ').find(|w| !w.is_empty()).and_then(|w| w.trim_start_matches('(').parse().ok()).unwrap_or(0)
+    };
+    assert!(number_before(" times and were woken") > 0, "receivers never blocked: {line}");
+    assert!(number_before(" IPIs)") > 0, "no notification IPI was sent: {line}");
     assert_eq!(exits[0], NodeExit::PoweredOff, "{log}");
 }

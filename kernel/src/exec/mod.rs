@@ -10,7 +10,7 @@ mod context;
 
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sinter_config::{ClusterConfig, OnPanic};
 use sinter_kerncore::supervisor::{RestartPolicy, Supervision, Verdict};
@@ -30,6 +30,8 @@ pub type ServiceEntry = fn(arg: usize, generation: u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TaskState {
     Ready,
+    /// Blocked in [`block_until_notified`] until this core is notified.
+    Waiting,
     /// Panicked; restart when the clock passes `not_before`.
     Restarting {
         not_before: u64,
@@ -106,14 +108,8 @@ pub fn run_ap() -> ! {
     ONLINE_EXECUTORS[core].store(true, Ordering::Release);
     loop {
         run_until_idle();
-        // Sleep until another core queues work here (it sends an IPI) or the
-        // periodic timer fires. `sti; hlt` cannot miss an IPI sent after the
-        // check: sti takes effect only after hlt has started.
-        x86_64::instructions::interrupts::disable();
-        if !CORES[core].wake.load(Ordering::Acquire) {
-            x86_64::instructions::interrupts::enable_and_hlt();
-        }
-        x86_64::instructions::interrupts::enable();
+        // Nothing left to run: sleep until another core queues work here.
+        idle_until_woken(core);
     }
 }
 
@@ -141,13 +137,59 @@ fn policy_for(name: &str) -> RestartPolicy {
 
 /// Queues a service for core `core`; it starts when that core's executor runs.
 pub fn spawn_on(core: usize, spec: ServiceSpec) {
+    CORES[core % MAX_CORES].incoming.lock().push(spec);
+    wake_core(core);
+}
+
+/// Notifications sent to other cores as IPIs (for reports).
+static WAKE_IPIS: AtomicU64 = AtomicU64::new(0);
+
+/// Marks `core`'s executor as having work: its waiting services become
+/// ready, and a halted core is woken with an IPI.
+pub fn wake_core(core: usize) {
     let slot = &CORES[core % MAX_CORES];
-    slot.incoming.lock().push(spec);
     slot.wake.store(true, Ordering::Release);
     if core != core_index() && ONLINE_EXECUTORS[core % MAX_CORES].load(Ordering::Acquire) {
         // The executor index is the core's APIC id (see `core_index`).
         crate::arch::apic::send_ipi(core as u32, crate::arch::apic::Ipi::Fixed(crate::arch::IPI_VECTOR));
+        WAKE_IPIS.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+pub fn wake_ipis_sent() -> u64 {
+    WAKE_IPIS.load(Ordering::Relaxed)
+}
+
+/// `sinter-ipc`'s wake-up hook, implemented by the executor: a receiver that
+/// armed its ring and blocked is made ready again (and its core woken).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecutorNotify;
+
+impl sinter_ipc::Notify for ExecutorNotify {
+    fn notify(&self, target: sinter_ipc::WakeTarget) {
+        match target {
+            sinter_ipc::WakeTarget::Core(core) => wake_core(core.0 as usize),
+            // Services are placed on cores by the kernel; without a
+            // service-to-core table yet, wake every running executor.
+            sinter_ipc::WakeTarget::Service(_) => {
+                for (core, online) in ONLINE_EXECUTORS.iter().enumerate() {
+                    if online.load(Ordering::Acquire) || core == core_index() {
+                        wake_core(core);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Blocks the running service until its core is next notified (see
+/// [`wake_core`]). Callers re-check their condition afterwards: a wake-up is
+/// a hint, not a message.
+pub fn block_until_notified() {
+    let executor = this_core();
+    let Some(index) = executor.current else { return };
+    executor.tasks[index].state = TaskState::Waiting;
+    yield_now();
 }
 
 /// This core's executor.
@@ -220,9 +262,14 @@ impl Executor {
 pub fn run_until_idle() {
     let core = core_index() % MAX_CORES;
     loop {
-        CORES[core].wake.store(false, Ordering::Release);
+        let woken = CORES[core].wake.swap(false, Ordering::AcqRel);
         let executor = this_core();
         executor.adopt_incoming(core);
+        if woken {
+            for task in executor.tasks.iter_mut().filter(|t| t.state == TaskState::Waiting) {
+                task.state = TaskState::Ready;
+            }
+        }
         let now = read_tsc();
         let mut ran_any = false;
         let mut pending = false;
@@ -230,6 +277,10 @@ pub fn run_until_idle() {
             let executor = this_core();
             match executor.tasks[index].state {
                 TaskState::Finished => continue,
+                TaskState::Waiting => {
+                    pending = true;
+                    continue;
+                }
                 TaskState::Restarting { not_before } if now < not_before => {
                     pending = true;
                     continue;
@@ -260,9 +311,20 @@ pub fn run_until_idle() {
             return;
         }
         if !ran_any {
-            core::hint::spin_loop();
+            idle_until_woken(core);
         }
     }
+}
+
+/// Halts this core until it is notified or an interrupt (the periodic
+/// timer at the latest) arrives. `sti; hlt` cannot miss an IPI sent after
+/// the check: sti takes effect only once hlt has started.
+fn idle_until_woken(core: usize) {
+    x86_64::instructions::interrupts::disable();
+    if !CORES[core].wake.load(Ordering::Acquire) {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+    x86_64::instructions::interrupts::enable();
 }
 
 /// Called from the panic handler. If a service was running on this core,

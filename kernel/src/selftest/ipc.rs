@@ -8,13 +8,12 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use sinter_ipc::spsc::{Receiver, Sender, SpscRing};
 use sinter_ipc::{
-    Access, CoreId, FrameLease, FrameWindow, GrantHandle, GrantTable, NoNotify, PhysFrame, ServiceId, WakeTarget,
-    FRAME_SIZE,
+    Access, CoreId, FrameLease, FrameWindow, GrantHandle, GrantTable, PhysFrame, ServiceId, WakeTarget, FRAME_SIZE,
 };
 use spin::Mutex;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
-use crate::exec::{self, ServiceSpec};
+use crate::exec::{self, ExecutorNotify, ServiceSpec};
 use crate::{kprintln, memory};
 
 pub const MESSAGES: u64 = 100_000;
@@ -71,13 +70,23 @@ unsafe impl FrameWindow for DirectMap {
 
 static GRANT_TABLE: GrantTable<64> = GrantTable::new();
 
-type Tx = Sender<'static, TestMessage, RING, NoNotify>;
+type Tx = Sender<'static, TestMessage, RING, ExecutorNotify>;
 type Rx = Receiver<'static, TestMessage, RING>;
 type Ends = (Tx, Rx);
 
+/// How a receiver waits for its next message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Arm the ring and block until notified (the normal path).
+    Block,
+    /// Spin (the benchmark: measures the rings, not the wake-up path).
+    Spin,
+}
+
 /// Endpoints waiting for the service they belong to; a service gets the
 /// index of its slot as its argument and takes the ends when it starts.
-static ENDS: Mutex<alloc::vec::Vec<Option<Ends>>> = Mutex::new(alloc::vec::Vec::new());
+static ENDS: Mutex<alloc::vec::Vec<Option<(Ends, Waiting)>>> = Mutex::new(alloc::vec::Vec::new());
+static BLOCKED_RECEIVES: AtomicU64 = AtomicU64::new(0);
 static FAILED: AtomicBool = AtomicBool::new(false);
 static PONG_CORE: AtomicUsize = AtomicUsize::new(0);
 static PINGPONG_WORD: AtomicU64 = AtomicU64::new(0);
@@ -93,32 +102,33 @@ fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-fn park_ends(ends: Ends) -> usize {
+fn park_ends(ends: Ends, waiting: Waiting) -> usize {
     let mut slots = ENDS.lock();
-    slots.push(Some(ends));
+    slots.push(Some((ends, waiting)));
     slots.len() - 1
 }
 
-fn take_ends(slot: usize) -> Option<Ends> {
+fn take_ends(slot: usize) -> Option<(Ends, Waiting)> {
     ENDS.lock().get_mut(slot).and_then(Option::take)
 }
 
 /// A fresh pair of rings (requests, replies); returns the ping side's and
 /// the pong side's endpoints. The rings live for the rest of the boot.
-fn new_link(pong_core: usize) -> Option<(Ends, Ends)> {
-    let target = WakeTarget::Core(CoreId(pong_core as u32));
+fn new_link(ping_core: usize, pong_core: usize) -> Option<(Ends, Ends)> {
+    let to_pong = WakeTarget::Core(CoreId(pong_core as u32));
+    let to_ping = WakeTarget::Core(CoreId(ping_core as u32));
     let requests: &'static SpscRing<TestMessage, RING> =
         alloc::boxed::Box::leak(alloc::boxed::Box::new(SpscRing::new()));
     let replies: &'static SpscRing<TestMessage, RING> =
         alloc::boxed::Box::leak(alloc::boxed::Box::new(SpscRing::new()));
-    let (request_tx, request_rx) = requests.split(NoNotify, target).ok()?;
-    let (reply_tx, reply_rx) = replies.split(NoNotify, target).ok()?;
+    let (request_tx, request_rx) = requests.split(ExecutorNotify, to_pong).ok()?;
+    let (reply_tx, reply_rx) = replies.split(ExecutorNotify, to_ping).ok()?;
     Some(((request_tx, reply_rx), (reply_tx, request_rx)))
 }
 
-fn spawn_pong(pong_core: usize) -> Option<Ends> {
-    let (ping_ends, pong_ends) = new_link(pong_core)?;
-    let slot = park_ends(pong_ends);
+fn spawn_pong(ping_core: usize, pong_core: usize, waiting: Waiting) -> Option<Ends> {
+    let (ping_ends, pong_ends) = new_link(ping_core, pong_core)?;
+    let slot = park_ends(pong_ends, waiting);
     PONG_CORE.store(pong_core, Ordering::Relaxed);
     exec::spawn_on(pong_core, ServiceSpec { name: "ipc-pong", entry: pong_service, arg: slot });
     Some(ping_ends)
@@ -131,8 +141,10 @@ pub fn spawn(ping_core: usize, pong_core: usize, bench: bool) {
         exec::spawn_on(ping_core, ServiceSpec { name: "ipc-bench", entry: bench_service, arg: pong_core });
         return;
     }
-    let Some(ping_ends) = spawn_pong(pong_core) else { return fail(format_args!("rings already split")) };
-    let slot = park_ends(ping_ends);
+    let Some(ping_ends) = spawn_pong(ping_core, pong_core, Waiting::Block) else {
+        return fail(format_args!("rings already split"));
+    };
+    let slot = park_ends(ping_ends, Waiting::Block);
     exec::spawn_on(ping_core, ServiceSpec { name: "ipc-ping", entry: ping_service, arg: slot });
 }
 
@@ -149,21 +161,34 @@ fn send(tx: &mut Tx, msg: TestMessage) {
     }
 }
 
-fn recv(rx: &mut Rx) -> TestMessage {
+fn recv(rx: &mut Rx, waiting: Waiting) -> TestMessage {
     loop {
-        if let Some(msg) = rx.try_recv() {
-            return msg;
+        match waiting {
+            Waiting::Spin => {
+                if let Some(msg) = rx.try_recv() {
+                    return msg;
+                }
+                exec::yield_now();
+            }
+            Waiting::Block => {
+                // Arm, re-check, then sleep: the sender's notification (an
+                // IPI if we are on another core) makes this service ready.
+                if let Some(msg) = rx.try_recv_or_arm() {
+                    return msg;
+                }
+                BLOCKED_RECEIVES.fetch_add(1, Ordering::Relaxed);
+                exec::block_until_notified();
+            }
         }
-        exec::yield_now();
     }
 }
 
 fn pong_service(slot: usize, _generation: u32) {
-    let Some((mut tx, mut rx)) = take_ends(slot) else { return fail(format_args!("pong has no ends")) };
+    let Some(((mut tx, mut rx), waiting)) = take_ends(slot) else { return fail(format_args!("pong has no ends")) };
     let window = DirectMap;
     let mut expected_seq = 0;
     loop {
-        let msg = recv(&mut rx);
+        let msg = recv(&mut rx, waiting);
         match msg.kind {
             DATA => {
                 if msg.seq != expected_seq || msg.check != check_word(msg.seq, 1) {
@@ -206,10 +231,9 @@ fn pong_service(slot: usize, _generation: u32) {
 }
 
 fn ping_service(slot: usize, _generation: u32) {
-    let Some((mut tx, mut rx)) = take_ends(slot) else { return fail(format_args!("ping has no ends")) };
+    let Some(((mut tx, mut rx), waiting)) = take_ends(slot) else { return fail(format_args!("ping has no ends")) };
     let window = DirectMap;
     let started = rdtsc();
-    let free_before = memory::free_frames();
 
     // Phase 1: a pipeline of small messages, each checked both ways.
     let (mut sent, mut replied) = (0u64, 0u64);
@@ -233,6 +257,8 @@ fn ping_service(slot: usize, _generation: u32) {
     }
 
     // Phase 2: frames lent to pong, filled by both sides, checked by both.
+    // Counted now that pong runs (its stack was allocated when it started).
+    let free_before = memory::free_frames();
     let mut spare: alloc::vec::Vec<FrameLease> = alloc::vec::Vec::new();
     for _ in 0..FRAMES_IN_FLIGHT {
         let Ok(phys) = memory::alloc_frame() else { return fail(format_args!("no frames")) };
@@ -259,7 +285,7 @@ fn ping_service(slot: usize, _generation: u32) {
                 }
             }
         }
-        let done = recv(&mut rx);
+        let done = recv(&mut rx, waiting);
         if done.kind != GRANT_DONE || done.seq != returned {
             fail(format_args!("grant reply {returned} arrived as kind {} seq {}", done.kind, done.seq));
         }
@@ -292,10 +318,12 @@ fn ping_service(slot: usize, _generation: u32) {
     }
     if !FAILED.load(Ordering::Relaxed) {
         kprintln!(
-            "selftest ipc: ok: {MESSAGES} messages and {GRANTS} grants between core {} and core {}, every payload checked ({} Mcycles)",
+            "selftest ipc: ok: {MESSAGES} messages and {GRANTS} grants between core {} and core {}, every payload checked ({} Mcycles); receivers blocked {} times and were woken by notification ({} IPIs)",
             exec::core_index(),
             PONG_CORE.load(Ordering::Relaxed),
-            cycles / 1_000_000
+            cycles / 1_000_000,
+            BLOCKED_RECEIVES.load(Ordering::Relaxed),
+            exec::wake_ipis_sent()
         );
     }
 }
@@ -306,7 +334,7 @@ fn time_round_trips(tx: &mut Tx, rx: &mut Rx) -> (u64, u64) {
     for seq in 0..BENCH_ROUND_TRIPS as u64 {
         let start = rdtsc();
         send(tx, TestMessage { kind: BENCH, seq, ..Default::default() });
-        let reply = recv(rx);
+        let reply = recv(rx, Waiting::Spin);
         samples.push(rdtsc() - start);
         if reply.seq != seq {
             fail(format_args!("bench reply {seq} arrived as {}", reply.seq));
@@ -319,7 +347,9 @@ fn time_round_trips(tx: &mut Tx, rx: &mut Rx) -> (u64, u64) {
 
 fn bench_service(other_core: usize, _generation: u32) {
     let here = exec::core_index();
-    let Some((mut tx, mut rx)) = spawn_pong(here) else { return fail(format_args!("bench rings")) };
+    let Some((mut tx, mut rx)) = spawn_pong(here, here, Waiting::Spin) else {
+        return fail(format_args!("bench rings"));
+    };
     let same = time_round_trips(&mut tx, &mut rx);
     kprintln!(
         "bench ipc same_core: core={here} round_trips={BENCH_ROUND_TRIPS} median_cycles={} p99_cycles={}",
@@ -330,7 +360,9 @@ fn bench_service(other_core: usize, _generation: u32) {
         kprintln!("bench ipc cross_core: skipped: only one core runs services");
         return;
     }
-    let Some((mut tx, mut rx)) = spawn_pong(other_core) else { return fail(format_args!("bench rings")) };
+    let Some((mut tx, mut rx)) = spawn_pong(here, other_core, Waiting::Spin) else {
+        return fail(format_args!("bench rings"));
+    };
     let cross = time_round_trips(&mut tx, &mut rx);
     BENCH_DONE.store(false, Ordering::Release);
     PINGPONG_WORD.store(0, Ordering::Release);
