@@ -42,6 +42,20 @@ pub struct ClusterSection {
     /// How a node powers off when its run ends.
     #[serde(default)]
     pub poweroff: PowerOff,
+    /// Interval between membership heartbeats.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u32,
+    /// A peer silent for longer than this is reported dead.
+    #[serde(default = "default_failure_timeout_ms")]
+    pub failure_timeout_ms: u32,
+}
+
+fn default_heartbeat_ms() -> u32 {
+    100
+}
+
+fn default_failure_timeout_ms() -> u32 {
+    1000
 }
 
 /// How the firmware ends a run.

@@ -193,3 +193,13 @@ fn cpu_selftests_are_known_names() {
     assert_eq!(e.key, "debug.selftests[1]");
     assert!(e.problem.contains("stack-overflow"), "{e}");
 }
+
+#[test]
+fn failure_detection_timing_is_checked() {
+    let config = parse_cluster(GOOD).unwrap();
+    assert_eq!((config.cluster.heartbeat_ms, config.cluster.failure_timeout_ms), (100, 1000));
+    let text = GOOD.replacen("key = ", "heartbeat_ms = 400\nfailure_timeout_ms = 500\nkey = ", 1);
+    let e = err(&text);
+    assert_eq!(e.key, "cluster.failure_timeout_ms");
+    assert!(e.problem.contains("two heartbeats"), "{e}");
+}

@@ -27,6 +27,18 @@ impl ClusterConfig {
         if self.cluster.key.0.iter().all(|&b| b == 0) {
             return Err(ConfigError::new("cluster.key", "an all-zero key authenticates nothing"));
         }
+        if self.cluster.heartbeat_ms == 0 {
+            return Err(ConfigError::new("cluster.heartbeat_ms", "must be more than 0"));
+        }
+        if u64::from(self.cluster.failure_timeout_ms) < 2 * u64::from(self.cluster.heartbeat_ms) {
+            return Err(ConfigError::new(
+                "cluster.failure_timeout_ms",
+                format!(
+                    "{} ms is shorter than two heartbeats ({} ms each): one lost heartbeat would kill a healthy node",
+                    self.cluster.failure_timeout_ms, self.cluster.heartbeat_ms
+                ),
+            ));
+        }
         if self.nodes.is_empty() {
             return Err(ConfigError::new("node", "a cluster needs at least one [[node]]"));
         }
