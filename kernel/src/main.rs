@@ -16,8 +16,10 @@ mod arch;
 mod exec;
 mod handoff;
 mod heap;
+mod hv;
 mod log;
 mod memory;
+mod nic;
 mod power;
 mod selftest;
 mod serial;
@@ -71,7 +73,7 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
         boot.usable_memory_bytes() >> 20
     );
     exec::configure(&cluster);
-    selftest::spawn_requested(&cluster);
+    selftest::spawn_requested(&cluster, node.node);
     exec::run_until_idle();
     match cluster.cluster.poweroff {
         PowerOff::Acpi => {

@@ -60,6 +60,8 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# Firmware may leave the console mid-line (SeaBIOS: "Booting from ROM..").
+echo
 echo "init: running /bin/sinter-workload on $(uname -r)"
 /bin/sinter-workload
 status=$?

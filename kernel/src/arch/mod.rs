@@ -14,7 +14,7 @@ mod idt;
 mod ioapic;
 pub mod selftest;
 mod smp;
-mod time;
+pub(crate) mod time;
 mod trap;
 
 use core::sync::atomic::Ordering;

@@ -18,7 +18,7 @@ use x86_64::structures::paging::PageTableFlags as Flags;
 pub use crate::handoff::phys_to_virt;
 use crate::handoff::BootInfo;
 use frames::KernelFrames;
-use paging::{KernelPageTables, Layout, STACK_AREA_BASE, STACK_AREA_SIZE};
+use paging::{KernelPageTables, Layout, MMIO_AREA_BASE, MMIO_AREA_SIZE, STACK_AREA_BASE, STACK_AREA_SIZE};
 
 /// A kernel stack: `[bottom, top)` is mapped; the page below `bottom` is an
 /// unmapped guard page, so an overflow faults instead of corrupting memory.
@@ -50,6 +50,8 @@ static FRAMES: Mutex<Option<KernelFrames>> = Mutex::new(None);
 static TABLES: Mutex<Option<KernelPageTables>> = Mutex::new(None);
 static STACK_CURSOR: AtomicU64 = AtomicU64::new(STACK_AREA_BASE);
 static TRAMPOLINE_PAGE: AtomicU64 = AtomicU64::new(0);
+static DIRECT_MAP_BYTES: AtomicU64 = AtomicU64::new(0);
+static MMIO_CURSOR: AtomicU64 = AtomicU64::new(MMIO_AREA_BASE);
 static GUEST_RAM: Mutex<heapless_ranges::Ranges> = Mutex::new(heapless_ranges::Ranges::new());
 
 mod heapless_ranges {
@@ -117,6 +119,7 @@ pub fn init(boot: &BootInfo, reserved_for_hypervisor_mib: u32) -> Result<MemoryS
         trampoline_page: trampoline_page(),
     };
     let tables = KernelPageTables::build(&layout, &mut kernel_frames).map_err(|_| MemoryError::Paging)?;
+    DIRECT_MAP_BYTES.store(record.direct_map_size, Ordering::Relaxed);
     tables.activate();
 
     let mut guest = GUEST_RAM.lock();
@@ -177,6 +180,59 @@ pub fn alloc_stack(bytes: usize) -> Result<Stack, MemoryError> {
 /// A zeroed 4 KiB frame from the hypervisor pool (physical address).
 pub fn alloc_frame() -> Result<u64, MemoryError> {
     FRAMES.lock().as_mut().ok_or(MemoryError::NotInitialised)?.alloc_zeroed_4k().ok_or(MemoryError::OutOfFrames)
+}
+
+/// A zeroed, physically contiguous 2 MiB frame (physical address), for DMA
+/// areas of more than one page.
+pub fn alloc_frame_2m() -> Result<u64, MemoryError> {
+    use sinter_kerncore::frames::FrameSize;
+    let mut frames = FRAMES.lock();
+    let frames = frames.as_mut().ok_or(MemoryError::NotInitialised)?;
+    let frame = frames.allocator.alloc(FrameSize::Size2M).map_err(|_| MemoryError::OutOfFrames)?;
+    let phys = frame.start().as_u64();
+    // SAFETY: a frame just taken from the allocator is ours alone, and the
+    // direct map covers all memory the allocator manages.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, 2 << 20) };
+    Ok(phys)
+}
+
+/// Bytes of physical memory the direct map covers (0 before [`init`]).
+pub fn direct_map_bytes() -> u64 {
+    DIRECT_MAP_BYTES.load(Ordering::Relaxed)
+}
+
+/// A virtual address for `len` bytes of device memory (a PCI BAR) at
+/// `phys`: the direct map if it covers the range, else a fresh uncached
+/// mapping in the MMIO area (BARs above the direct map, e.g. 64-bit BARs
+/// OVMF places above 4 GiB).
+pub fn map_mmio(phys: u64, len: u64) -> Result<u64, MemoryError> {
+    let end = phys.checked_add(len).ok_or(MemoryError::Paging)?;
+    if end <= direct_map_bytes() {
+        return Ok(phys_to_virt(phys));
+    }
+    let first = phys & !0xfff;
+    let pages = (end - first).div_ceil(4096);
+    let base = MMIO_CURSOR.fetch_add(pages * 4096, Ordering::Relaxed);
+    if base + pages * 4096 > MMIO_AREA_BASE + MMIO_AREA_SIZE {
+        return Err(MemoryError::OutOfStackSpace);
+    }
+    let mut frames = FRAMES.lock();
+    let frames = frames.as_mut().ok_or(MemoryError::NotInitialised)?;
+    let mut tables = TABLES.lock();
+    let tables = tables.as_mut().ok_or(MemoryError::NotInitialised)?;
+    let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | Flags::NO_CACHE | Flags::WRITE_THROUGH;
+    for page in 0..pages {
+        tables.map_4k(base + page * 4096, first + page * 4096, flags, frames).map_err(|_| MemoryError::Paging)?;
+    }
+    Ok(base + (phys - first))
+}
+
+/// Returns a frame from `alloc_frame_2m`.
+pub fn free_frame_2m(phys: u64) -> Result<(), MemoryError> {
+    use sinter_kerncore::frames::{Frame, FrameSize, PhysAddr};
+    let frame = Frame::new(PhysAddr::new(phys), FrameSize::Size2M).ok_or(MemoryError::OutOfFrames)?;
+    let mut frames = FRAMES.lock();
+    frames.as_mut().ok_or(MemoryError::NotInitialised)?.allocator.free(frame).map_err(MemoryError::Plan)
 }
 
 /// Returns a frame from [`alloc_frame`].

@@ -16,6 +16,9 @@ use super::frames::KernelFrames;
 /// Kernel stacks live here, each with a guard page below it.
 pub const STACK_AREA_BASE: u64 = 0xffff_ff00_0000_0000;
 pub const STACK_AREA_SIZE: u64 = 1 << 39;
+/// Device memory (PCI BARs) above the direct map is mapped here, uncached.
+pub const MMIO_AREA_BASE: u64 = 0xffff_fe00_0000_0000;
+pub const MMIO_AREA_SIZE: u64 = 1 << 39;
 
 extern "C" {
     static __text_start: u8;

@@ -3,13 +3,14 @@
 //! `tests/` assert on those lines.
 
 mod ipc;
+mod nic_ping;
 
 use sinter_config::ClusterConfig;
 
 use crate::exec::{self, ServiceSpec};
 use crate::kprintln;
 
-pub fn spawn_requested(config: &ClusterConfig) {
+pub fn spawn_requested(config: &ClusterConfig, node: u16) {
     let here = exec::core_index();
     let other = exec::other_online_core().unwrap_or(here);
     if config.debug.wants("ipc") {
@@ -17,6 +18,10 @@ pub fn spawn_requested(config: &ClusterConfig) {
     } else if config.debug.wants("ipc-bench") {
         ipc::spawn(here, other, true);
     }
+    if config.debug.wants("nic-ping") {
+        nic_ping::spawn(config, node, here);
+    }
+    crate::hv::selftest::spawn_requested(config, here);
     if config.debug.wants("service-panic") {
         exec::spawn_on(exec::core_index(), ServiceSpec { name: "selftest-panic", entry: panicking_service, arg: 0 });
     }

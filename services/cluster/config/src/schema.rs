@@ -152,8 +152,17 @@ pub enum OnPanic {
 }
 
 /// Self-tests the firmware runs after bring-up (test configs only).
-pub const KNOWN_SELFTESTS: &[&str] =
-    &["page-fault", "page-fault-ap", "stack-overflow", "service-panic", "ipc", "ipc-bench"];
+pub const KNOWN_SELFTESTS: &[&str] = &[
+    "page-fault",
+    "page-fault-ap",
+    "stack-overflow",
+    "service-panic",
+    "ipc",
+    "ipc-bench",
+    "nic-ping",
+    "svm-guest",
+    "svm-guest-triple-fault",
+];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -19,8 +19,9 @@
 //! Written for QEMU 7.2 TCG's SVM as well as silicon: TCG has nested paging
 //! but no nrip-save, no decode assists, no flush-by-ASID, no VMCB clean
 //! bits, no AVIC and no x2APIC, so nothing here relies on them
-//! (`docs/hypervisor.md` says what that forces). **None of this has run on
-//! silicon or under QEMU yet**: it is checked by host tests only.
+//! (`docs/hypervisor.md` says what that forces). It is checked by host
+//! tests, and driven under QEMU TCG by the kernel's `hv` module (the
+//! `svm-guest` system test); **none of it has run on silicon yet**.
 //!
 //! What this crate must never do: execute `VMRUN`, `VMLOAD`, `VMSAVE`,
 //! `CLGI`/`STGI`, `RDMSR`/`WRMSR`, `CPUID` or any other privileged
