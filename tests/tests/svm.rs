@@ -59,3 +59,21 @@ fn triple_faulting_guest_is_reported_and_the_hypervisor_goes_on() {
     assert!(!log.contains("FAILED") && !log.contains("PANIC"), "{log}");
     assert_eq!(exit, NodeExit::PoweredOff, "{log}");
 }
+
+#[test]
+fn npf_bench_guest_takes_one_exit_per_fault_and_reports_every_phase() {
+    let (log, exit) = boot(&["svm-npf-bench"]);
+    let line = log
+        .lines()
+        .find_map(|l| l.strip_prefix("bench svm-npf: "))
+        .unwrap_or_else(|| panic!("no bench line:\n{log}"));
+    let fields: std::collections::HashMap<&str, u64> =
+        line.split_whitespace().filter_map(|f| f.split_once('=')).map(|(k, v)| (k, v.parse().unwrap())).collect();
+    assert_eq!(fields.get("iterations"), Some(&2000), "{line}");
+    for phase in ["null-exit", "ram-npf", "mapped-write", "mmio-read"] {
+        assert!(fields.get(phase).is_some_and(|&c| c > 0), "phase {phase} missing or zero: {line}");
+    }
+    // The firmware checked one RAM fault and one MMIO exit per iteration.
+    assert!(log.contains("selftest svm-npf-bench: ok: iterations=2000"), "{log}");
+    assert_eq!(exit, NodeExit::PoweredOff, "{log}");
+}

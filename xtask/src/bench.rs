@@ -60,17 +60,19 @@ impl IpcFigures {
     }
 }
 
-pub fn ipc_bench(cores: u16) -> Result<IpcFigures> {
+/// Boots one QEMU node of `qemu-1node.toml` with `cores` cores running the
+/// firmware self-test `selftest`, and returns the `bench` lines it printed.
+pub fn selftest_bench(cores: u16, selftest: &str) -> Result<BenchLines> {
     let base = std::fs::read_to_string(workspace_root().join("hw-configs/qemu-1node.toml"))?;
     let text = base
         .lines()
         .map(|l| if l.starts_with("cores = ") { format!("cores = {cores}") } else { l.to_string() })
         .collect::<Vec<_>>()
         .join("\n")
-        + "\n[debug]\nselftests = [\"ipc-bench\"]\n";
+        + &format!("\n[debug]\nselftests = [\"{selftest}\"]\n");
     let dir = crate::paths::out_dir().join("bench");
     std::fs::create_dir_all(&dir)?;
-    let config = dir.join("qemu-1node.toml");
+    let config = dir.join(format!("{selftest}.toml"));
     std::fs::write(&config, text)?;
     let mut cluster = Cluster::launch(&ClusterOptions::new(&config))?;
     let exits = cluster.wait(Duration::from_secs(600), &|| false);
@@ -78,7 +80,11 @@ pub fn ipc_bench(cores: u16) -> Result<IpcFigures> {
     if !exits[0].is_clean() {
         bail!("the bench boot ended {:?}:\n{}", exits[0], console.join("\n"));
     }
-    let bench = BenchLines::parse(&console);
+    Ok(BenchLines::parse(&console))
+}
+
+pub fn ipc_bench(cores: u16) -> Result<IpcFigures> {
+    let bench = selftest_bench(cores, "ipc-bench")?;
     let pair = |line: &str| -> Result<(u64, u64)> {
         Ok((bench.number(line, "median_cycles")?, bench.number(line, "p99_cycles")?))
     };
@@ -86,6 +92,39 @@ pub fn ipc_bench(cores: u16) -> Result<IpcFigures> {
         same_core: pair("ipc same_core")?,
         cross_core: pair("ipc cross_core")?,
         atomic: pair("atomic_pingpong")?,
+    })
+}
+
+/// One nested-page-fault round trip and its neighbours, in guest TSC
+/// cycles per operation, from the `svm-npf-bench` test guest.
+#[derive(Debug, Clone)]
+pub struct NpfFigures {
+    pub iterations: u64,
+    /// VMMCALL that the hypervisor answers at once: the cheapest exit.
+    pub null_exit: u64,
+    /// First write to an unmapped RAM page: NPF, map a fresh frame, retry.
+    pub ram_npf: u64,
+    /// Write to a mapped page: no exit.
+    pub mapped_write: u64,
+    /// Read of an emulated device register: NPF, fetch, decode, emulate.
+    pub mmio_read: u64,
+}
+
+impl NpfFigures {
+    pub fn ratio(cycles: u64, baseline: u64) -> f64 {
+        cycles as f64 / baseline.max(1) as f64
+    }
+}
+
+pub fn npf_bench() -> Result<NpfFigures> {
+    let bench = selftest_bench(1, "svm-npf-bench")?;
+    let n = |key: &str| bench.number("svm-npf", key);
+    Ok(NpfFigures {
+        iterations: n("iterations")?,
+        null_exit: n("null-exit")?,
+        ram_npf: n("ram-npf")?,
+        mapped_write: n("mapped-write")?,
+        mmio_read: n("mmio-read")?,
     })
 }
 

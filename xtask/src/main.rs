@@ -55,7 +55,7 @@ enum Cmd {
     Lint,
     /// Benchmarks, each reported as a ratio to a baseline from the same run.
     Bench {
-        /// Only this benchmark: `ipc` or `coherence`.
+        /// Only this benchmark: `coherence`, `ipc` or `npf`.
         #[arg(long)]
         only: Option<String>,
     },
@@ -214,8 +214,9 @@ fn lint() -> Result<()> {
 
 fn bench(only: Option<&str>) -> Result<()> {
     let wanted = |name: &str| only.is_none_or(|o| o == name);
-    if let Some(name) = only.filter(|o| !["ipc", "coherence"].contains(o)) {
-        bail!("--only {name}: known benchmarks are `ipc` and `coherence`");
+    const KNOWN: [&str; 3] = ["coherence", "ipc", "npf"];
+    if let Some(name) = only.filter(|o| !KNOWN.contains(o)) {
+        bail!("--only {name}: known benchmarks are {}", KNOWN.map(|k| format!("`{k}`")).join(", "));
     }
     if wanted("coherence") {
         step("coherence protocol benchmarks", cargo().args(["bench", "-p", "sinter-coherence-protocol"]))?;
@@ -238,6 +239,20 @@ fn bench(only: Option<&str>) -> Result<()> {
             figures.same_core.1,
             figures.same_ratio()
         );
+    }
+    if wanted("npf") {
+        eprintln!("xtask: nested-page-fault round trip vs a null exit (QEMU TCG, test guest under Sinter's SVM)");
+        let f = xtask::bench::npf_bench()?;
+        println!("| operation ({} each, timed in the guest) | guest TSC cycles | ÷ null exit |", f.iterations);
+        println!("|---|---|---|");
+        for (name, cycles) in [
+            ("null VMMCALL exit (baseline)", f.null_exit),
+            ("nested page fault on RAM: map a fresh frame, retry", f.ram_npf),
+            ("emulated MMIO read: NPF, fetch, decode, emulate", f.mmio_read),
+            ("write to a mapped page (no exit)", f.mapped_write),
+        ] {
+            println!("| {name} | {cycles} | {:.2} |", xtask::bench::NpfFigures::ratio(cycles, f.null_exit));
+        }
     }
     Ok(())
 }

@@ -13,6 +13,15 @@
 //!
 //! `triple_fault`: loads an IDT of limit 0 and executes `int3`: #BP cannot
 //! be delivered (#GP), nor can the #GP (#DF), nor the #DF: shutdown.
+//!
+//! `npf_bench`: times, with `rdtsc` in the guest, [`BENCH_ITERATIONS`] of
+//! each: a null VMMCALL (the cheapest exit and back), a first write to a
+//! not-yet-mapped RAM page (nested page fault, the hypervisor maps a fresh
+//! frame, retry), a write to an already-mapped page (the baseline without an
+//! exit), and a read of the fake device's magic register (nested page
+//! fault, instruction fetch, decode, emulation). After each phase it reports
+//! the elapsed cycles with VMMCALL [`HYPERCALL_TIMING`] (EBX = phase,
+//! EDX:ECX = cycles), then HLT.
 
 /// Where the code is copied to and where RIP starts.
 pub const CODE_GPA: u64 = 0x1000;
@@ -32,6 +41,15 @@ pub const MMIO_COMMAND: u32 = 0x00C0_FFEE;
 pub const MESSAGE: &str = "hello from the guest\n";
 /// VMMCALL number of the guest's report.
 pub const HYPERCALL_REPORT: u64 = 1;
+/// VMMCALL number of the bench guest's per-phase timing report.
+pub const HYPERCALL_TIMING: u64 = 2;
+/// VMMCALL number that does nothing (the bench's null exit).
+pub const HYPERCALL_NULL: u64 = 3;
+/// How many times the bench guest repeats each timed operation; it first
+/// touches that many pages from [`PROBE_GPA`] up.
+pub const BENCH_ITERATIONS: u64 = 2000;
+/// The bench phases, in the order the guest reports them (EBX = index + 1).
+pub const BENCH_PHASES: [&str; 4] = ["null-exit", "ram-npf", "mapped-write", "mmio-read"];
 
 core::arch::global_asm!(
     ".pushsection .rodata.sinter_svm_guests, \"a\"",
@@ -82,6 +100,71 @@ core::arch::global_asm!(
     ".word 0",
     ".long 0",
     "sinter_svm_guest_triple_end:",
+    ".global sinter_svm_guest_bench_start",
+    ".global sinter_svm_guest_bench_end",
+    "sinter_svm_guest_bench_start:",
+    // Phase 1: null exits.
+    "rdtsc",
+    "mov esi, eax",
+    "mov edi, edx",
+    "mov ecx, {iterations}",
+    "5:",
+    "mov eax, {null}",
+    "vmmcall",
+    "dec ecx",
+    "jnz 5b",
+    "mov ebx, 1",
+    "call 9f",
+    // Phase 2: first write to each of `iterations` unmapped pages.
+    "rdtsc",
+    "mov esi, eax",
+    "mov edi, edx",
+    "mov ebp, {probe}",
+    "mov ecx, {iterations}",
+    "6:",
+    "mov dword ptr [ebp], ecx",
+    "add ebp, 4096",
+    "dec ecx",
+    "jnz 6b",
+    "mov ebx, 2",
+    "call 9f",
+    // Phase 3: the same pages again, now mapped.
+    "rdtsc",
+    "mov esi, eax",
+    "mov edi, edx",
+    "mov ebp, {probe}",
+    "mov ecx, {iterations}",
+    "7:",
+    "mov dword ptr [ebp], ecx",
+    "add ebp, 4096",
+    "dec ecx",
+    "jnz 7b",
+    "mov ebx, 3",
+    "call 9f",
+    // Phase 4: emulated MMIO reads.
+    "rdtsc",
+    "mov esi, eax",
+    "mov edi, edx",
+    "mov ecx, {iterations}",
+    "8:",
+    "mov eax, dword ptr [{mmio} + 0x10]",
+    "dec ecx",
+    "jnz 8b",
+    "mov ebx, 4",
+    "call 9f",
+    "hlt",
+    "10:",
+    "jmp 10b",
+    // Report the cycles since EDI:ESI for phase EBX.
+    "9:",
+    "rdtsc",
+    "sub eax, esi",
+    "sbb edx, edi",
+    "mov ecx, eax",
+    "mov eax, {timing}",
+    "vmmcall",
+    "ret",
+    "sinter_svm_guest_bench_end:",
     ".code64",
     ".popsection",
     code = const CODE_GPA,
@@ -90,6 +173,9 @@ core::arch::global_asm!(
     mmio = const MMIO_GPA,
     command = const MMIO_COMMAND,
     report = const HYPERCALL_REPORT,
+    timing = const HYPERCALL_TIMING,
+    null = const HYPERCALL_NULL,
+    iterations = const BENCH_ITERATIONS,
 );
 
 extern "C" {
@@ -97,6 +183,8 @@ extern "C" {
     static sinter_svm_guest_hello_end: u8;
     static sinter_svm_guest_triple_start: u8;
     static sinter_svm_guest_triple_end: u8;
+    static sinter_svm_guest_bench_start: u8;
+    static sinter_svm_guest_bench_end: u8;
 }
 
 /// Which test guest to run.
@@ -104,6 +192,7 @@ extern "C" {
 pub enum TestGuest {
     Hello,
     TripleFault,
+    NpfBench,
 }
 
 impl TestGuest {
@@ -112,6 +201,7 @@ impl TestGuest {
         let (start, end) = match self {
             Self::Hello => (&raw const sinter_svm_guest_hello_start, &raw const sinter_svm_guest_hello_end),
             Self::TripleFault => (&raw const sinter_svm_guest_triple_start, &raw const sinter_svm_guest_triple_end),
+            Self::NpfBench => (&raw const sinter_svm_guest_bench_start, &raw const sinter_svm_guest_bench_end),
         };
         let len = (end as usize).saturating_sub(start as usize);
         // SAFETY: both symbols bound one guest's bytes inside the same

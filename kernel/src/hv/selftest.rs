@@ -8,6 +8,10 @@
 //! (or `selftest NAME: FAILED: why`). A guest that triple-faults is
 //! reported as `guest error: shutdown (triple fault) at rip=...` and its
 //! vCPU stops; the node goes on.
+//!
+//! `["svm-npf-bench"]` runs the bench guest instead and prints
+//! `bench svm-npf: iterations=N null-exit=C ram-npf=C mapped-write=C
+//! mmio-read=C` (guest TSC cycles per operation) for `cargo xtask bench`.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -39,11 +43,17 @@ pub fn spawn_requested(config: &ClusterConfig, core: usize) {
     if config.debug.wants("svm-guest") {
         exec::spawn_on(core, ServiceSpec { name: "selftest-svm-guest", entry: service, arg: 0 });
     }
+    if config.debug.wants("svm-npf-bench") {
+        exec::spawn_on(core, ServiceSpec { name: "selftest-svm-npf-bench", entry: service, arg: 2 });
+    }
 }
 
 fn service(arg: usize, _generation: u32) {
-    let (guest, name) =
-        if arg == 1 { (TestGuest::TripleFault, "svm-guest-triple-fault") } else { (TestGuest::Hello, "svm-guest") };
+    let (guest, name) = match arg {
+        1 => (TestGuest::TripleFault, "svm-guest-triple-fault"),
+        2 => (TestGuest::NpfBench, "svm-npf-bench"),
+        _ => (TestGuest::Hello, "svm-guest"),
+    };
     match run(guest, name) {
         Ok(line) => kprintln!("selftest {name}: ok: {line}"),
         Err(why) => kprintln!("selftest {name}: FAILED: {why}"),
@@ -179,6 +189,13 @@ fn guest_mode(vmcb: &Vmcb) -> CpuMode {
 
 const MAX_EXITS: u32 = 10_000;
 
+/// Guest-physical RAM mapped on its first touch: one page for `hello`,
+/// one per iteration for the bench.
+fn on_demand_ram(which: TestGuest) -> core::ops::Range<u64> {
+    let pages = if which == TestGuest::NpfBench { guest::BENCH_ITERATIONS } else { 1 };
+    guest::PROBE_GPA..guest::PROBE_GPA + pages * 4096
+}
+
 fn run(which: TestGuest, name: &str) -> Result<String, String> {
     let info = svm::probe().map_err(|e| format!("SVM unavailable: {e:?}"))?;
     kprintln!(
@@ -271,13 +288,17 @@ fn run_with_table(
         npt.root().get()
     );
 
+    let bench = which == TestGuest::NpfBench;
+    let max_exits = if bench { MAX_EXITS + 4 * guest::BENCH_ITERATIONS as u32 } else { MAX_EXITS };
+    let mut timings = [None::<u64>; guest::BENCH_PHASES.len()];
+    let on_demand = on_demand_ram(which);
     let mut device = FakeDevice::default();
     let mut counts = Counts::default();
     let mut console = String::new();
     let mut reported = false;
     loop {
-        if counts.total >= MAX_EXITS {
-            return Err(format!("no HLT after {MAX_EXITS} exits"));
+        if counts.total >= max_exits {
+            return Err(format!("no HLT after {max_exits} exits"));
         }
         counts.total += 1;
         let exit =
@@ -360,6 +381,10 @@ fn run_with_table(
                     vcpu.set_rflags(state.rflags);
                     vcpu.set_rip(done.next_rip);
                     let a = done.access;
+                    counts.mmio += 1;
+                    if bench {
+                        continue;
+                    }
                     kprintln!(
                         "{name}: exit npf (mmio): gpa={gpa:#x} {:?} at rip={rip:#x} -> emulated {:?} size={} read={:x?} written={:x?}, next rip={:#x}",
                         f.access,
@@ -369,20 +394,38 @@ fn run_with_table(
                         a.written,
                         done.next_rip
                     );
-                    counts.mmio += 1;
-                } else if gpa & !0xfff == guest::PROBE_GPA && !f.present {
+                } else if on_demand.contains(&gpa) && !f.present {
                     let frame = frames.small()?;
                     npt.map(GuestPhysAddr(gpa & !0xfff), HostPhysAddr(frame), PageSize::Size4K, NptPerm::READ_WRITE)
                         .map_err(|e| format!("mapping {gpa:#x}: {e}"))?;
                     vcpu.request_tlb_flush();
-                    kprintln!(
-                        "{name}: exit npf: gpa={gpa:#x} {:?} not-present at rip={rip:#x} -> mapped a fresh frame, retry",
-                        f.access
-                    );
                     counts.npf += 1;
+                    if !bench {
+                        kprintln!(
+                            "{name}: exit npf: gpa={gpa:#x} {:?} not-present at rip={rip:#x} -> mapped a fresh frame, retry",
+                            f.access
+                        );
+                    }
                 } else {
                     return Err(format!("nested page fault at gpa={gpa:#x} ({f:?}) at rip={rip:#x}"));
                 }
+            }
+            VcpuExit::Hypercall { len } if bench => {
+                counts.vmmcall += 1;
+                vcpu.skip_instruction(len);
+                let nr = vcpu.gpr(Gpr::Rax) & 0xffff_ffff;
+                if nr == guest::HYPERCALL_TIMING {
+                    let phase = vcpu.gpr(Gpr::Rbx) & 0xffff_ffff;
+                    let cycles = (vcpu.gpr(Gpr::Rdx) & 0xffff_ffff) << 32 | (vcpu.gpr(Gpr::Rcx) & 0xffff_ffff);
+                    let slot = usize::try_from(phase).ok().and_then(|p| p.checked_sub(1));
+                    match slot.and_then(|i| timings.get_mut(i)) {
+                        Some(t @ None) => *t = Some(cycles),
+                        _ => return Err(format!("bench guest reported phase {phase} out of order")),
+                    }
+                } else if nr != guest::HYPERCALL_NULL {
+                    return Err(format!("bench guest made hypercall {nr:#x}"));
+                }
+                vcpu.set_gpr(Gpr::Rax, 0);
             }
             VcpuExit::Hypercall { len } => {
                 let regs = [Gpr::Rax, Gpr::Rbx, Gpr::Rcx, Gpr::Rdx].map(|r| vcpu.gpr(r) & 0xffff_ffff);
@@ -432,6 +475,9 @@ fn run_with_table(
     if which == TestGuest::TripleFault {
         return Err(String::from("the guest halted instead of triple-faulting"));
     }
+    if bench {
+        return bench_report(&timings, &counts);
+    }
     if !reported {
         return Err(String::from("the guest halted without its VMMCALL report"));
     }
@@ -446,4 +492,22 @@ fn run_with_table(
         "exits ioio={} cpuid={} npf={} mmio={} vmmcall={} hlt={}",
         counts.ioio, counts.cpuid, counts.npf, counts.mmio, counts.vmmcall, counts.hlt
     ))
+}
+
+/// Prints the bench line: guest TSC cycles per operation of each phase.
+fn bench_report(timings: &[Option<u64>], counts: &Counts) -> Result<String, String> {
+    let expected_npf = guest::BENCH_ITERATIONS as u32;
+    if counts.npf != expected_npf || counts.mmio != expected_npf {
+        return Err(format!(
+            "bench took {} RAM faults and {} MMIO exits, expected {expected_npf} each",
+            counts.npf, counts.mmio
+        ));
+    }
+    let mut line = format!("iterations={}", guest::BENCH_ITERATIONS);
+    for (phase, cycles) in guest::BENCH_PHASES.iter().zip(timings) {
+        let cycles = cycles.ok_or_else(|| format!("the bench guest never reported phase {phase}"))?;
+        line.push_str(&format!(" {phase}={}", cycles / guest::BENCH_ITERATIONS));
+    }
+    kprintln!("bench svm-npf: {line}");
+    Ok(format!("{line} (guest TSC cycles per operation), {} host-event exits", counts.host))
 }

@@ -162,6 +162,7 @@ pub const KNOWN_SELFTESTS: &[&str] = &[
     "nic-ping",
     "svm-guest",
     "svm-guest-triple-fault",
+    "svm-npf-bench",
 ];
 
 #[derive(Debug, Clone, Default, Deserialize)]
