@@ -11,7 +11,7 @@
 //! - [`PmBlock`]: ACPI PM1a event/control blocks and the PM timer, S5
 //!   power-off; [`ResetControl`] (port 0xCF9) and [`I8042`] (reset only).
 //! - [`Pic`] (8259 pair, probed but routing nothing), [`Pit`] (8254, with
-//!   channel 2 gated by [`SystemControlB`], port 0x61), [`Rtc`] (CMOS
+//!   channel 2 gated by port 0x61), [`Rtc`] (CMOS
 //!   clock from a caller-given wall-clock time).
 //! - [`PlatformBus`]: owns the shared devices, dispatches port and MMIO
 //!   accesses, and turns device interrupt lines into I/O APIC messages.
@@ -33,7 +33,10 @@ pub mod i8042;
 pub mod ioapic;
 pub mod lapic;
 pub mod msg;
+pub mod pic;
+pub mod pit;
 pub mod pm;
+pub mod rtc;
 pub mod uart;
 
 pub use i8042::I8042;
@@ -46,5 +49,8 @@ pub use msg::{
     destination_matches, resolve_destinations, ApicMessage, ApicTarget, Deliveries, DeliveryMode, DestinationMode,
     IpiRequest, Shorthand, TriggerMode,
 };
+pub use pic::{Pic, Pic8259};
+pub use pit::Pit;
 pub use pm::{PmBlock, PowerEvent, ResetControl};
+pub use rtc::{DateTime, Rtc};
 pub use uart::{RxFull, SerialSink, Uart};
