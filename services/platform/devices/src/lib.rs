@@ -29,6 +29,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod i8042;
 pub mod ioapic;
 pub mod lapic;
@@ -39,6 +40,7 @@ pub mod pm;
 pub mod rtc;
 pub mod uart;
 
+pub use bus::{BusStats, IoOutcome, PlatformBus};
 pub use i8042::I8042;
 pub use ioapic::{IoApic, IoApicStats, IOAPIC_PINS};
 pub use lapic::{
