@@ -352,7 +352,7 @@ impl<S: SerialSink> PlatformBus<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ioapic::{IOREGSEL, IOWIN};
     use crate::msg::{ApicMessage, TriggerMode};

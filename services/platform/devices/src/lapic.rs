@@ -610,7 +610,8 @@ impl LocalApic {
 
     /// Whole timer counts in `ns` nanoseconds.
     fn ns_to_counts(&self, ns: u64) -> u64 {
-        let c = u128::from(ns) * u128::from(self.config.bus_hz) / (1_000_000_000 * u128::from(self.divider()));
+        let c = u128::from(ns).saturating_mul(u128::from(self.config.bus_hz))
+            / (1_000_000_000 * u128::from(self.divider()));
         u64::try_from(c).unwrap_or(u64::MAX)
     }
 
@@ -704,7 +705,7 @@ impl LocalApic {
                 if mode == TimerMode::Periodic {
                     let period = self.counts_to_ns(u64::from(self.timer.initial)).max(1);
                     let missed = (now - due) / period;
-                    self.timer.next_fire = Some(due.saturating_add(period.saturating_mul(missed + 1)));
+                    self.timer.next_fire = Some(due.saturating_add(period.saturating_mul(missed.saturating_add(1))));
                 } else {
                     self.timer.next_fire = None;
                     self.timer.loaded_at = None;

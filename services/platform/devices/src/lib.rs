@@ -40,6 +40,9 @@ pub mod pm;
 pub mod rtc;
 pub mod uart;
 
+#[cfg(test)]
+mod proptests;
+
 pub use bus::{BusStats, IoOutcome, PlatformBus};
 pub use i8042::I8042;
 pub use ioapic::{IoApic, IoApicStats, IOAPIC_PINS};
