@@ -106,6 +106,22 @@ pub enum Deadline {
     Tsc(u64),
 }
 
+impl Deadline {
+    /// The deadline on the `now` clock. A TSC deadline is converted with
+    /// the vCPU's TSC value `tsc` at `now` and its frequency `tsc_hz`; one
+    /// already passed gives `now`.
+    pub fn to_nanos(self, now: u64, tsc: u64, tsc_hz: u64) -> u64 {
+        match self {
+            Deadline::Nanos(ns) => ns,
+            Deadline::Tsc(deadline) => {
+                let cycles = u128::from(deadline.saturating_sub(tsc));
+                let ns = (cycles * 1_000_000_000).div_ceil(u128::from(tsc_hz.max(1)));
+                now.saturating_add(u64::try_from(ns).unwrap_or(u64::MAX))
+            }
+        }
+    }
+}
+
 /// Fixed parameters of the emulated APIC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LapicConfig {
@@ -304,6 +320,14 @@ impl LocalApic {
     /// SVR bit 8 (and hardware enabled).
     pub fn software_enabled(&self) -> bool {
         self.hardware_enabled() && self.svr & SVR_ENABLE != 0
+    }
+
+    /// The offset of guest-physical `gpa` in this APIC's register page, if
+    /// it falls there and the APIC is enabled (a disabled xAPIC's page is
+    /// ordinary memory / unhandled MMIO).
+    pub fn page_offset(&self, gpa: u64) -> Option<u64> {
+        let offset = gpa.wrapping_sub(self.apic_base & !0xFFF);
+        (self.hardware_enabled() && offset < 0x1000).then_some(offset)
     }
 
     /// The `IA32_APIC_BASE` MSR value.

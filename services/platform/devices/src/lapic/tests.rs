@@ -240,3 +240,17 @@ fn apic_base_msr() {
     assert!(a.write_apic_base_msr(0xFEE0_0800));
     assert!(a.hardware_enabled());
 }
+
+#[test]
+fn page_offset_and_deadline_conversion() {
+    let mut a = apic();
+    assert_eq!(a.page_offset(0xFEE0_0300), Some(0x300));
+    assert_eq!(a.page_offset(0xFEE0_1000), None);
+    assert_eq!(a.page_offset(0xFEDF_FFFF), None);
+    a.write_apic_base_msr(0xFEE0_0000);
+    assert_eq!(a.page_offset(0xFEE0_0300), None);
+    // 2 GHz TSC: 3000 cycles ahead = 1500 ns.
+    assert_eq!(Deadline::Tsc(13_000).to_nanos(100, 10_000, 2_000_000_000), 1_600);
+    assert_eq!(Deadline::Tsc(5).to_nanos(100, 10_000, 2_000_000_000), 100);
+    assert_eq!(Deadline::Nanos(7).to_nanos(100, 0, 1), 7);
+}
