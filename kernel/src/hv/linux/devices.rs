@@ -81,11 +81,7 @@ impl Uart {
                 self.line.clear();
             }
             b'\r' => {}
-            0x20..=0x7e | b'\t' => {
-                if self.line.len() < 512 {
-                    self.line.push(char::from(byte));
-                }
-            }
+            0x20..=0x7e | b'\t' if self.line.len() < 512 => self.line.push(char::from(byte)),
             _ => {}
         }
     }

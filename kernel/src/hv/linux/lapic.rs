@@ -55,7 +55,7 @@ pub struct Lapic {
 fn lvt_index(offset: u64) -> Option<usize> {
     match offset {
         0x2f0 => Some(0),
-        0x320..=0x370 if offset % 0x10 == 0 => Some(1 + ((offset - 0x320) / 0x10) as usize),
+        0x320..=0x370 if offset.is_multiple_of(0x10) => Some(1 + ((offset - 0x320) / 0x10) as usize),
         _ => None,
     }
 }

@@ -544,7 +544,7 @@ struct LapicBus<'a> {
 impl MmioBus for LapicBus<'_> {
     fn read(&mut self, gpa: u64, size: AccessSize) -> Result<u64, BusError> {
         let offset = gpa - APIC_BASE;
-        if size != AccessSize::Dword || offset % 16 != 0 {
+        if size != AccessSize::Dword || !offset.is_multiple_of(16) {
             return Err(BusError::Refused);
         }
         Ok(u64::from(self.lapic.read(offset, self.now)))
@@ -552,7 +552,7 @@ impl MmioBus for LapicBus<'_> {
 
     fn write(&mut self, gpa: u64, size: AccessSize, value: u64) -> Result<(), BusError> {
         let offset = gpa - APIC_BASE;
-        if size != AccessSize::Dword || offset % 16 != 0 {
+        if size != AccessSize::Dword || !offset.is_multiple_of(16) {
             return Err(BusError::Refused);
         }
         *self.effect = self.lapic.write(offset, value as u32, self.now);

@@ -178,17 +178,17 @@ mod tests {
 
         let direct: u64 = 0xffff_8880_0000_0000 + 0x4000_5678;
         ram.set(0x1000 + 273 * 8, 0x4000 | 3);
-        ram.set(0x4000 + 1 * 8, 0x8000_0000 | 0x83);
+        ram.set(0x4000 + 8, 0x8000_0000 | 0x83);
         assert_eq!(translate(&LONG, direct, ram.reader()), Ok(0x8000_5678));
 
         let small: u64 = 0x0000_0000_0040_1abc;
         ram.set(0x1000, 0x5000 | 3);
         ram.set(0x5000, 0x6000 | 3);
         ram.set(0x6000 + 2 * 8, 0x7000 | 3);
-        ram.set(0x7000 + 1 * 8, 0x00ab_c000 | 3);
+        ram.set(0x7000 + 8, 0x00ab_c000 | 3);
         assert_eq!(translate(&LONG, small, ram.reader()), Ok(0x00ab_cabc));
         // The NX bit and other high flag bits do not leak into the address.
-        ram.set(0x7000 + 1 * 8, (1 << 63) | 0x00ab_c000 | 3);
+        ram.set(0x7000 + 8, (1 << 63) | 0x00ab_c000 | 3);
         assert_eq!(translate(&LONG, small, ram.reader()), Ok(0x00ab_cabc));
     }
 
@@ -213,7 +213,7 @@ mod tests {
 
         let mut ram = Ram::default();
         let legacy = PagingState { cr0: CR0_PG | 1, cr3: 0x3000, cr4: CR4_PSE, efer: 0 };
-        ram.set32(0x3000 + 1 * 4, 0x0040_0000 | 0x83); // 4 MiB page
+        ram.set32(0x3000 + 4, 0x0040_0000 | 0x83); // 4 MiB page
         assert_eq!(translate(&legacy, 0x0045_6789, ram.reader()), Ok(0x0045_6789));
         ram.set32(0x3000 + 3 * 4, 0x5000 | 3);
         ram.set32(0x5000 + 5 * 4, 0x0009_9000 | 3);
