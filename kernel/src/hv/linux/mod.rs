@@ -3,14 +3,14 @@
 //! `cargo xtask run` for `[guest] kernel = "debian"`), the boot node builds
 //! the VM (`vm.rs`) and spawns one vcpu service per vCPU (`vcpu.rs`), vCPU
 //! `i` on host core `i`. Devices are called directly from the exit path
-//! (`devices.rs`, `lapic.rs`; see docs/hypervisor.md for why no IPC yet).
+//! (`sinter-guest-devices`, glued in `platform.rs`; see docs/hypervisor.md for
+//! why no IPC yet).
 //!
 //! The run ends when the guest does: ACPI S5 → the vCPU 0 service returns
 //! and the node powers off as configured (success); a reset, a triple
 //! fault or a fatal exit → the node reports it and fail-stops.
 
-mod devices;
-mod lapic;
+mod platform;
 mod vcpu;
 mod vm;
 

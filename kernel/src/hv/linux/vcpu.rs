@@ -26,18 +26,19 @@ use sinter_svm::vmcb::{VmcbSegment, VmcbSetup};
 use sinter_svm::{HostPhysAddr, Vmcb};
 use x86_64::registers::model_specific::Msr;
 
-use super::devices::{Deliveries, Delivery, PlatformEvent, FLAG_INIT, FLAG_NMI, FLAG_SIPI, IOAPIC_BASE};
-use super::lapic::{Ipi, Lapic, LapicEffect, APIC_BASE};
+use sinter_guest_devices::{IoOutcome, LapicEffect, LocalApic, PowerEvent, Received};
+
+use super::platform::{route, route_all};
 use super::vm::{Vm, VmState};
 use crate::arch::time::rdtsc;
 use crate::hv::svm::BareMetalRunner;
 use crate::kprintln;
 use crate::memory::{self, phys_to_virt};
 
-const MSR_TSC_DEADLINE: u32 = 0x6e0;
+const MSR_TSC_DEADLINE: u32 = sinter_guest_devices::MSR_TSC_DEADLINE;
+/// The guest's xAPIC page (never mapped: every access faults to emulation).
+const APIC_BASE: u64 = sinter_guest_acpi::LOCAL_APIC_ADDRESS as u64;
 const MSR_TSC_AUX: u32 = 0xc000_0103;
-/// The virtual APIC timer's input clock (CPUID 0x4000_0010 EBX, kHz).
-const APIC_BUS_KHZ: u32 = 1_000_000;
 /// Host tick on vCPU cores: bounds how late a guest timer can fire.
 const HOST_TICK_HZ: u64 = 1000;
 /// Log at most this many lines per kind of guest oddity.
@@ -58,6 +59,7 @@ struct Counts {
     msr_faults: u32,
     msr_ignored: u32,
     unbacked: u32,
+    unhandled_ports: u32,
     injected: u64,
     halts: u64,
 }
@@ -65,68 +67,14 @@ struct Counts {
 /// The guest model: Sinter's EPYC-class vCPU with kvmclock (so Linux
 /// knows the TSC rate without PIT calibration), the TSC-deadline timer,
 /// and no XSAVE (the world switch does not load the guest's XCR0 yet).
-pub fn cpu_model(tsc_hz: u64) -> CpuModel {
+pub fn cpu_model(tsc_hz: u64, apic_bus_hz: u64) -> CpuModel {
     CpuModel {
         tsc_khz: (tsc_hz / 1000) as u32,
-        apic_bus_khz: APIC_BUS_KHZ,
+        apic_bus_khz: (apic_bus_hz / 1000) as u32,
         kvm_features: Some(pvclock::KVM_FEATURE_CLOCKSOURCE2 | pvclock::KVM_FEATURE_CLOCKSOURCE_STABLE_BIT),
         tsc_deadline: true,
         xsave: false,
         ..CpuModel::SINTER_EPYC
-    }
-}
-
-/// Sends this VM's wake-up to the core running vCPU `target`.
-fn kick(vm: &Vm, target: usize, me: usize) {
-    if target != me {
-        if let Some(&core) = vm.cores.get(target) {
-            crate::arch::apic::send_ipi(core as u32, crate::arch::apic::Ipi::Fixed(crate::arch::IPI_VECTOR));
-        }
-    }
-}
-
-/// Posts an I/O APIC delivery to the vCPUs it names.
-pub fn deliver(vm: &Vm, d: Delivery, me: usize) {
-    for i in 0..vm.vcpus {
-        if vm.mailboxes[i].matches(d.destination, d.logical) {
-            vm.mailboxes[i].post(d.vector, d.level);
-            kick(vm, i, me);
-            if d.lowest_priority {
-                break;
-            }
-        }
-    }
-}
-
-fn send_ipi(vm: &Vm, ipi: Ipi, me: usize) {
-    for i in 0..vm.vcpus {
-        let m = &vm.mailboxes[i];
-        let target = match ipi.shorthand {
-            1 => i == me,
-            2 => true,
-            3 => i != me,
-            _ => m.matches(ipi.destination, ipi.logical),
-        };
-        if !target {
-            continue;
-        }
-        match ipi.mode {
-            0 | 1 => m.post(ipi.vector, false),
-            4 => {
-                m.flags.fetch_or(FLAG_NMI, core::sync::atomic::Ordering::AcqRel);
-            }
-            5 if !ipi.deassert => {
-                m.flags.fetch_or(FLAG_INIT, core::sync::atomic::Ordering::AcqRel);
-            }
-            6 => {
-                if m.flags.load(core::sync::atomic::Ordering::Acquire) & FLAG_INIT != 0 {
-                    m.sipi.store(u32::from(ipi.vector), core::sync::atomic::Ordering::Release);
-                    m.flags.fetch_or(FLAG_SIPI, core::sync::atomic::Ordering::AcqRel);
-                }
-            }
-            _ => continue,
-        }
-        kick(vm, i, me);
     }
 }
 
@@ -144,21 +92,30 @@ fn wait_on_host(ready: impl Fn() -> bool) {
 pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
     x86_64::instructions::interrupts::enable();
     crate::arch::time::start_periodic_timer(HOST_TICK_HZ).map_err(|e| format!("host tick: {e}"))?;
-    let mailbox = &vm.mailboxes[index];
+    let inbox = &vm.inboxes[index];
+    let scale = TimeScale::for_tsc_hz(vm.tsc_hz).ok_or("TSC rate unknown")?;
+    // Device time: nanoseconds since the VM was built, from the TSC.
+    let now_ns = || scale.ticks_to_ns(rdtsc().wrapping_sub(vm.tsc_base));
+    let mut lapic = LocalApic::new(index as u8, index == 0, vm.lapic_config);
     let mut sipi_vector = None;
     if index != 0 {
-        // An application processor waits for INIT + SIPI from the guest.
-        loop {
+        // An application processor waits for INIT, then a start-up IPI.
+        let mut got_init = false;
+        while sipi_vector.is_none() {
             if vm.state() != VmState::Running {
                 return Ok(());
             }
-            let flags = mailbox.flags.load(core::sync::atomic::Ordering::Acquire);
-            if flags & FLAG_SIPI != 0 {
-                mailbox.flags.fetch_and(!(FLAG_SIPI | FLAG_INIT), core::sync::atomic::Ordering::AcqRel);
-                sipi_vector = Some(mailbox.sipi.load(core::sync::atomic::Ordering::Acquire) as u8);
-                break;
+            for msg in inbox.drain() {
+                match lapic.receive(&msg) {
+                    Received::Init => got_init = true,
+                    Received::StartUp { vector } if got_init => sipi_vector = Some(vector),
+                    _ => {}
+                }
             }
-            wait_on_host(|| mailbox.flags.load(core::sync::atomic::Ordering::Acquire) & FLAG_SIPI != 0);
+            publish_target(vm, index, &lapic);
+            if sipi_vector.is_none() {
+                wait_on_host(|| vm.state() != VmState::Running || inbox.pending());
+            }
         }
     }
 
@@ -183,13 +140,11 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
     let host = HostFeatures::read(&HostCpuid);
     let topology = Topology::new(&[vm.vcpus as u8]).map_err(|e| format!("topology: {e:?}"))?;
     let cpuid = alloc::boxed::Box::new(
-        GuestCpuid::build(&cpu_model(vm.tsc_hz), &host, &topology, index as u16)
+        GuestCpuid::build(&cpu_model(vm.tsc_hz, vm.lapic_config.bus_hz), &host, &topology, index as u16)
             .map_err(|e| format!("CPUID model: {e:?}"))?,
     );
     let phys_bits = cpuid.lookup(0x8000_0008, 0, &CpuidDynamic::RESET).eax as u8;
     let mut msrs = VcpuMsrs::new(index == 0);
-    let mut lapic = Lapic::new(mailbox, vm.tsc_hz, u64::from(APIC_BUS_KHZ) * 1000);
-    let scale = TimeScale::for_tsc_hz(vm.tsc_hz).ok_or("TSC rate unknown")?;
     let runner = BareMetalRunner::new(vmcb_phys).map_err(|e| format!("SVM: {e:?}"))?;
     let mut vcpu = SvmVcpu::new(vmcb, runner);
     vcpu.vmcb_mut().save.g_pat = msrs.pat();
@@ -200,6 +155,7 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
     vcpu.request_tlb_flush();
     let mut counts = Counts::default();
     let mut tsc_aux_loaded = None;
+    let mut nmi_pending = false;
     kprintln!(
         "vcpu {index}: running on core {} from rip={:#x}{}",
         crate::exec::core_index(),
@@ -214,23 +170,23 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                 counts.exits,
                 counts.injected,
                 counts.halts,
-                lapic.timer_fired
+                lapic.stats().timer_fires
             );
             return Ok(());
         }
-        let flags = mailbox.flags.load(core::sync::atomic::Ordering::Acquire);
-        if flags & (FLAG_INIT | FLAG_SIPI) != 0 {
-            mailbox.flags.fetch_and(!(FLAG_INIT | FLAG_SIPI), core::sync::atomic::Ordering::AcqRel);
+        take_messages(index, inbox, &mut lapic, &mut nmi_pending);
+        lapic.tick(now_ns(), rdtsc());
+        if index == 0 {
+            tick_platform(vm, now_ns());
         }
-        lapic.poll_timer(rdtsc());
         if vcpu.pending_event().is_none() {
-            if flags & FLAG_NMI != 0 {
-                mailbox.flags.fetch_and(!FLAG_NMI, core::sync::atomic::Ordering::AcqRel);
+            if nmi_pending {
+                nmi_pending = false;
                 let _ = vcpu.inject_event(Event::Nmi);
-            } else if let Some(v) = lapic.deliverable() {
+            } else if let Some(v) = lapic.pending_interrupt() {
                 if vcpu.interrupts_open() {
                     if vcpu.inject_event(Event::ExternalInterrupt(v)).is_ok() {
-                        lapic.accept(v);
+                        lapic.ack(v);
                         counts.injected += 1;
                     }
                 } else {
@@ -265,7 +221,7 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
             }
             VcpuExit::MsrRead { msr, len } => {
                 let value = match msr {
-                    MSR_TSC_DEADLINE => Some(lapic.tsc_deadline),
+                    MSR_TSC_DEADLINE => Some(lapic.read_tsc_deadline()),
                     pvclock::MSR_KVM_SYSTEM_TIME_NEW | pvclock::MSR_KVM_WALL_CLOCK_NEW => Some(0),
                     _ => {
                         let ctx = msr_context(&vcpu, phys_bits);
@@ -303,7 +259,7 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
             VcpuExit::MsrWrite { msr, value, len } => {
                 let ok = match msr {
                     MSR_TSC_DEADLINE => {
-                        lapic.write_tsc_deadline(value);
+                        lapic.write_tsc_deadline(value, rdtsc());
                         true
                     }
                     pvclock::MSR_KVM_SYSTEM_TIME_NEW => {
@@ -324,6 +280,11 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                             }
                             Ok(MsrWrite::Pat { g_pat }) => {
                                 vcpu.vmcb_mut().save.g_pat = g_pat;
+                                true
+                            }
+                            Ok(MsrWrite::ApicBase { .. }) => {
+                                lapic.write_apic_base_msr(value);
+                                publish_target(vm, index, &lapic);
                                 true
                             }
                             Ok(MsrWrite::Ignored) => {
@@ -360,37 +321,33 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                 }
                 let size = io.size.bytes();
                 let mask = if size == 4 { 0xffff_ffff } else { (1u64 << (8 * u32::from(size))) - 1 };
-                let mut out = Deliveries::default();
-                let mut event = PlatformEvent::None;
-                {
+                let outcome = {
                     let mut platform = vm.platform.lock();
                     match io.direction {
                         IoDirection::In => {
-                            let v = u64::from(platform.port_read(io.port, size, rdtsc(), vm.tsc_hz, &mut out)) & mask;
+                            let o = platform.port_read(io.port, size, now_ns());
+                            let v = o.value & mask;
                             let rax = vcpu.gpr(Gpr::Rax);
-                            let new = if size == 4 { v } else { (rax & !mask) | v };
-                            vcpu.set_gpr(Gpr::Rax, new);
+                            vcpu.set_gpr(Gpr::Rax, if size == 4 { v } else { (rax & !mask) | v });
+                            o
                         }
                         IoDirection::Out => {
                             let v = (vcpu.gpr(Gpr::Rax) & mask) as u32;
-                            event = platform.port_write(io.port, size, v, &mut out);
+                            platform.port_write(io.port, size, v, now_ns())
                         }
                     }
-                }
-                for d in out.0.into_iter().flatten() {
-                    deliver(vm, d, index);
-                }
-                match event {
-                    PlatformEvent::PowerOff => {
-                        kprintln!("vm: guest requested ACPI S5 (power off) on vCPU {index}");
-                        vm.stop(VmState::PoweredOff);
+                };
+                if !outcome.handled {
+                    counts.unhandled_ports += 1;
+                    if counts.unhandled_ports <= LOG_LIMIT {
+                        kprintln!(
+                            "vcpu {index}: port {:?} {:#x} size {size}: no device (all ones / dropped)",
+                            io.direction,
+                            io.port
+                        );
                     }
-                    PlatformEvent::Reset => {
-                        kprintln!("vm: guest requested a reset (port {:#x}) on vCPU {index}", io.port);
-                        vm.stop(VmState::Reset);
-                    }
-                    PlatformEvent::None => {}
                 }
+                finish_io(vm, index, &outcome, &format!("port {:#x}", io.port));
                 vcpu.set_rip(io.next_rip);
             }
             VcpuExit::GuestMemoryFault(f) => {
@@ -399,15 +356,14 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                 if vm.gpa_to_hpa(gpa).is_some() {
                     return Err(format!("nested page fault on mapped guest RAM gpa={gpa:#x} ({f:?}) at rip={rip:#x}"));
                 }
-                let now = rdtsc();
-                let mut out = Deliveries::default();
+                let now = now_ns();
                 let mut effect = LapicEffect::None;
+                let mut outcome = None;
                 let result = if page == APIC_BASE {
                     let mut bus = LapicBus { lapic: &mut lapic, now, effect: &mut effect };
                     emulate(vm, &mut vcpu, gpa, &mut bus)
-                } else if page == IOAPIC_BASE {
-                    let mut platform = vm.platform.lock();
-                    let mut bus = IoApicBus { platform: &mut platform, out: &mut out };
+                } else if vm.platform.lock().claims_mmio(gpa) {
+                    let mut bus = PlatformMmio { vm, now, outcome: &mut outcome };
                     emulate(vm, &mut vcpu, gpa, &mut bus)
                 } else {
                     counts.unbacked += 1;
@@ -420,16 +376,19 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                     emulate(vm, &mut vcpu, gpa, &mut Unbacked)
                 };
                 result?;
-                match effect {
-                    LapicEffect::Ipi(ipi) => send_ipi(vm, ipi, index),
-                    LapicEffect::LevelEoi(v) => {
-                        let again = vm.platform.lock().ioapic.eoi(v);
-                        out.push(again);
-                    }
-                    LapicEffect::None => {}
+                if page == APIC_BASE {
+                    publish_target(vm, index, &lapic);
                 }
-                for d in out.0.into_iter().flatten() {
-                    deliver(vm, d, index);
+                match effect {
+                    LapicEffect::Ipi(ipi) => route(vm, ipi, Some(index)),
+                    LapicEffect::Eoi { vector, level_triggered: true } => {
+                        let o = vm.platform.lock().eoi(vector, now);
+                        finish_io(vm, index, &o, "EOI");
+                    }
+                    LapicEffect::Eoi { .. } | LapicEffect::None => {}
+                }
+                if let Some(o) = outcome {
+                    finish_io(vm, index, &o, "I/O APIC");
                 }
             }
             VcpuExit::Halt { len } => {
@@ -440,17 +399,15 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                     if vm.state() != VmState::Running {
                         break;
                     }
-                    let next = lapic.poll_timer(rdtsc());
-                    let _ = next;
-                    let flags = mailbox.flags.load(core::sync::atomic::Ordering::Acquire);
-                    if flags & FLAG_NMI != 0 || (if_set && lapic.deliverable().is_some()) {
+                    take_messages(index, inbox, &mut lapic, &mut nmi_pending);
+                    lapic.tick(now_ns(), rdtsc());
+                    if index == 0 {
+                        tick_platform(vm, now_ns());
+                    }
+                    if nmi_pending || (if_set && lapic.pending_interrupt().is_some()) {
                         break;
                     }
-                    wait_on_host(|| {
-                        vm.state() != VmState::Running
-                            || mailbox.flags.load(core::sync::atomic::Ordering::Acquire) & FLAG_NMI != 0
-                            || (if_set && lapic.deliverable().is_some())
-                    });
+                    wait_on_host(|| vm.state() != VmState::Running || inbox.pending());
                 }
             }
             VcpuExit::Hypercall { len } => {
@@ -536,49 +493,85 @@ fn emulate(vm: &Vm, vcpu: &mut SvmVcpu<'_, BareMetalRunner>, gpa: u64, bus: &mut
 }
 
 struct LapicBus<'a> {
-    lapic: &'a mut Lapic,
+    lapic: &'a mut LocalApic,
     now: u64,
     effect: &'a mut LapicEffect,
 }
 
 impl MmioBus for LapicBus<'_> {
     fn read(&mut self, gpa: u64, size: AccessSize) -> Result<u64, BusError> {
-        let offset = gpa - APIC_BASE;
-        if size != AccessSize::Dword || !offset.is_multiple_of(16) {
-            return Err(BusError::Refused);
-        }
-        Ok(u64::from(self.lapic.read(offset, self.now)))
+        Ok(self.lapic.read(gpa - APIC_BASE, size.bytes(), self.now))
     }
 
     fn write(&mut self, gpa: u64, size: AccessSize, value: u64) -> Result<(), BusError> {
-        let offset = gpa - APIC_BASE;
-        if size != AccessSize::Dword || !offset.is_multiple_of(16) {
-            return Err(BusError::Refused);
-        }
-        *self.effect = self.lapic.write(offset, value as u32, self.now);
+        *self.effect = self.lapic.write(gpa - APIC_BASE, size.bytes(), value, self.now);
         Ok(())
     }
 }
 
-struct IoApicBus<'a, 'p> {
-    platform: &'a mut spin::MutexGuard<'p, super::devices::Platform>,
-    out: &'a mut Deliveries,
+/// The platform's MMIO (the I/O APIC page).
+struct PlatformMmio<'a> {
+    vm: &'a Vm,
+    now: u64,
+    outcome: &'a mut Option<IoOutcome>,
 }
 
-impl MmioBus for IoApicBus<'_, '_> {
+impl MmioBus for PlatformMmio<'_> {
     fn read(&mut self, gpa: u64, size: AccessSize) -> Result<u64, BusError> {
-        if size != AccessSize::Dword {
-            return Err(BusError::Refused);
-        }
-        Ok(u64::from(self.platform.ioapic_read(gpa - IOAPIC_BASE)))
+        let o = self.vm.platform.lock().mmio_read(gpa, size.bytes(), self.now);
+        let value = o.value;
+        *self.outcome = Some(o);
+        Ok(value)
     }
 
     fn write(&mut self, gpa: u64, size: AccessSize, value: u64) -> Result<(), BusError> {
-        if size != AccessSize::Dword {
-            return Err(BusError::Refused);
-        }
-        self.platform.ioapic_write(gpa - IOAPIC_BASE, value as u32, self.out);
+        *self.outcome = Some(self.vm.platform.lock().mmio_write(gpa, size.bytes(), value, self.now));
         Ok(())
+    }
+}
+
+/// Routes a device outcome's interrupts and acts on a power event.
+fn finish_io(vm: &Vm, index: usize, outcome: &IoOutcome, what: &str) {
+    route_all(vm, &outcome.interrupts, None);
+    match outcome.power {
+        Some(PowerEvent::Off { .. }) => {
+            kprintln!("vm: guest requested ACPI S5 (power off) on vCPU {index}");
+            vm.stop(VmState::PoweredOff);
+        }
+        Some(PowerEvent::Reset) => {
+            kprintln!("vm: guest requested a reset ({what}) on vCPU {index}");
+            vm.stop(VmState::Reset);
+        }
+        None => {}
+    }
+}
+
+/// Runs the platform's timers (PIT, PM timer overflow) when one is due.
+fn tick_platform(vm: &Vm, now: u64) {
+    let mut platform = vm.platform.lock();
+    if platform.next_deadline().is_some_and(|d| now >= d) {
+        let o = platform.tick(now);
+        drop(platform);
+        finish_io(vm, 0, &o, "timer");
+    }
+}
+
+/// Hands this vCPU's waiting interrupt messages to its APIC.
+fn take_messages(index: usize, inbox: &super::platform::Inbox, lapic: &mut LocalApic, nmi: &mut bool) {
+    for msg in inbox.drain() {
+        match lapic.receive(&msg) {
+            Received::Nmi => *nmi = true,
+            Received::Init | Received::StartUp { .. } => {
+                kprintln!("vcpu {index}: INIT/SIPI to a running vCPU ignored");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn publish_target(vm: &Vm, index: usize, lapic: &LocalApic) {
+    if let Some(t) = vm.targets.0.lock().get_mut(index) {
+        *t = lapic.target();
     }
 }
 

@@ -16,7 +16,9 @@ use sinter_svm::npt::{NestedPageTable, NptPerm, RamRange};
 use sinter_svm::{GuestPhysAddr, HostPhysAddr};
 use spin::Mutex;
 
-use super::devices::{InterruptMailbox, Platform};
+use sinter_guest_devices::{ApicTarget, LapicConfig, LocalApic, PlatformBus};
+
+use super::platform::{ConsoleSink, Inbox, Targets};
 use crate::hv::npt::DirectMapTables;
 use crate::memory::{self, phys_to_virt};
 
@@ -53,8 +55,14 @@ pub struct Vm {
     /// Host core of each vCPU.
     pub cores: Vec<usize>,
     pub boot: InitialCpuState,
-    pub platform: Mutex<Platform>,
-    pub mailboxes: [InterruptMailbox; MAX_VCPUS],
+    /// The shared devices (UART, I/O APIC, PM, PIT, PIC, RTC, reset).
+    pub platform: Mutex<PlatformBus<ConsoleSink>>,
+    /// Interrupt messages waiting for each vCPU, and where each vCPU's
+    /// APIC answers.
+    pub inboxes: [Inbox; MAX_VCPUS],
+    pub targets: Targets,
+    /// The APIC timer's input clock (also in CPUID 0x4000_0010).
+    pub lapic_config: LapicConfig,
     state: AtomicU8,
     pub stopped_vcpus: AtomicU32,
     pub tsc_hz: u64,
@@ -193,6 +201,17 @@ pub fn build(
         ram.iter().map(|c| RamRange { gpa: GuestPhysAddr(c.gpa), hpa: HostPhysAddr(c.hpa), len: c.len }).collect();
     let stats = npt.map_ram(&ranges, NptPerm::READ_WRITE_EXECUTE).map_err(|e| format!("mapping guest RAM: {e}"))?;
 
+    let machine = GuestMachine {
+        vcpus: (0..vcpus).map(|i| VcpuPlacement { apic_id: i as u8, numa_node: 0 }).collect(),
+        memory: alloc::vec![GuestMemoryRange { base: 0, len: ram_bytes, numa_node: 0 }],
+        numa_distances: NumaDistances::default(),
+        ioapic: IoApic::default(),
+        uart: Some(IsaSerial::COM1),
+        pm: PmRegisters::SINTER,
+        legacy_pic: false,
+        table_address: ACPI_TABLES_GPA,
+    };
+    let lapic_config = LapicConfig::default();
     let vm: &'static mut Vm = Box::leak(Box::new(Vm {
         ram,
         npt,
@@ -214,8 +233,16 @@ pub fn build(
             gdt_base: 0,
             gdt_limit: 0,
         },
-        platform: Mutex::new(Platform::default()),
-        mailboxes: core::array::from_fn(|i| InterruptMailbox::new(i as u32)),
+        platform: Mutex::new(PlatformBus::new(&machine, ConsoleSink::default(), 0, 0)),
+        inboxes: [const { Inbox::new() }; MAX_VCPUS],
+        targets: Targets(Mutex::new(core::array::from_fn(|i| {
+            if i < vcpus {
+                LocalApic::new(i as u8, i == 0, lapic_config).target()
+            } else {
+                ApicTarget { apic_id: 0xff, logical_id: 0, cluster_model: false, enabled: false }
+            }
+        }))),
+        lapic_config,
         state: AtomicU8::new(0),
         stopped_vcpus: AtomicU32::new(0),
         tsc_hz: crate::arch::time::tsc_hz(),
@@ -226,16 +253,6 @@ pub fn build(
     let zeros = alloc::vec![0u8; 1 << 20];
     vm.write(0, &zeros);
 
-    let machine = GuestMachine {
-        vcpus: (0..vcpus).map(|i| VcpuPlacement { apic_id: i as u8, numa_node: 0 }).collect(),
-        memory: alloc::vec![GuestMemoryRange { base: 0, len: ram_bytes, numa_node: 0 }],
-        numa_distances: NumaDistances::default(),
-        ioapic: IoApic::default(),
-        uart: Some(IsaSerial::COM1),
-        pm: PmRegisters::SINTER,
-        legacy_pic: false,
-        table_address: ACPI_TABLES_GPA,
-    };
     let acpi = sinter_guest_acpi::build_tables(&machine).map_err(|e| format!("guest ACPI tables: {e:?}"))?;
     if !vm.write(ACPI_TABLES_GPA, &acpi.bytes) {
         return Err(String::from("guest ACPI tables do not fit in guest RAM"));
