@@ -78,3 +78,30 @@ fn debian_guest_runs_the_workload_under_sinter_and_powers_off() {
     );
     eprintln!("plain QEMU -m {GUEST_RAM_MIB}: MemTotal {plain_kib} KiB");
 }
+
+/// A guest that resets (here: its kernel panics, having no init and no root file system, and
+/// `panic=-1` reboots through the keyboard controller) ends the node's
+/// run with a failing status and a clear report, not a hang or a success.
+#[test]
+fn a_guest_reset_ends_the_run_with_a_clear_failure() {
+    let text = std::fs::read_to_string(hw_config("qemu-1node.toml")).expect("config");
+    let cmdline = "cmdline = \"console=ttyS0 quiet\"";
+    assert!(text.contains(cmdline), "qemu-1node.toml changed its command line");
+    let text = text.replace(cmdline, "cmdline = \"console=ttyS0 quiet rdinit=/sinter-no-such-init\"");
+    let dir = std::env::temp_dir().join(format!("sinter-guest-reset-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("qemu-1node.toml");
+    std::fs::write(&config, text).expect("temp config");
+
+    let payload = guest::prepare().expect("guest payload");
+    let mut options = ClusterOptions::new(config);
+    options.payload = guest::sinter_payload(&payload).expect("payload files");
+    let mut cluster = Cluster::launch(&options).expect("cluster launches");
+    let exits = cluster.wait(GUEST_TIMEOUT, &|| false);
+    let log = cluster.node(0).console.text();
+    assert!(log.contains("Kernel panic - not syncing"), "the guest kernel did not panic:\n{log}");
+    assert!(log.contains("vm: guest requested a reset"), "{log}");
+    assert!(log.contains("vm: guest reset; this node ends its run"), "{log}");
+    assert!(!log.contains("vm: guest powered off"), "{log}");
+    assert_eq!(exits[0], NodeExit::FirmwareFailure, "{log}");
+}
