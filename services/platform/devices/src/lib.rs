@@ -21,6 +21,24 @@
 //! timer also takes the vCPU's TSC. Devices tell the caller when they next
 //! need a call (`next_deadline`) and catch up in `tick`.
 //!
+//! How the vCPU exit loop uses it (see `tests/linux_flow.rs`):
+//! - IOIO exit → [`PlatformBus::port_read`] / [`PlatformBus::port_write`];
+//!   NPF in the I/O APIC page → [`PlatformBus::mmio_read`] /
+//!   [`PlatformBus::mmio_write`]; in the vCPU's APIC page
+//!   ([`LocalApic::page_offset`]) → [`LocalApic::read`] /
+//!   [`LocalApic::write`]. An [`IoOutcome`] carries interrupt messages
+//!   (route each with [`resolve_destinations`] over every vCPU's
+//!   [`LocalApic::target`], then [`LocalApic::receive`] on each
+//!   destination, possibly on another node) and [`PowerEvent`]s.
+//! - [`LapicEffect::Ipi`] → route likewise with the sender as `source`;
+//!   [`LapicEffect::Eoi`] with `level_triggered` → [`PlatformBus::eoi`].
+//! - Before VMRUN: [`LocalApic::tick`], then [`LocalApic::pending_interrupt`];
+//!   on injecting vector `v`, [`LocalApic::ack`]`(v)`.
+//! - Arm a host timer for the earliest of [`LocalApic::next_deadline`] (per
+//!   vCPU; [`Deadline::to_nanos`] converts a TSC deadline) and
+//!   [`PlatformBus::next_deadline`]; on expiry call the `tick`s.
+//! - Host console input → [`PlatformBus::push_uart_input`].
+//!
 //! This crate must never: touch hardware or read a clock, use `unsafe`,
 //! panic or loop unboundedly on guest input (every register access of
 //! any size and offset is handled; odd ones are counted), or deliver an

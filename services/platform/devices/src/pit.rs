@@ -99,7 +99,8 @@ impl Channel {
         }
         let started = self.running_since.is_some() || self.frozen != 0 || self.counts_on_load();
         if !started {
-            return (self.reload, self.mode != 1);
+            // Modes 1 and 5 wait for a gate trigger with OUT high.
+            return (self.reload, true);
         }
         let t = self.elapsed(now);
         let n = self.period();

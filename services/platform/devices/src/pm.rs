@@ -302,6 +302,29 @@ mod tests {
         assert_eq!(read16(&mut p, 0x600, 0), 0);
     }
 
+    /// The contract with `sinter-guest-acpi`'s FADT: a 32-bit timer, these
+    /// ports, and no reset register (so Linux resets through the 8042 and
+    /// 0xCF9).
+    #[test]
+    fn matches_the_fadt() {
+        use sinter_guest_acpi::fadt::{flags, Fadt};
+        let f = Fadt::new(&PmRegisters::SINTER, 0, 0);
+        assert_ne!(f.flags.get() & flags::TMR_VAL_EXT, 0);
+        assert_eq!(f.flags.get() & flags::RESET_REG_SUP, 0);
+        assert_eq!(f.smi_cmd.get(), 0, "SCI_EN must read 1: no SMI command port");
+        let p = pm();
+        for (base, len) in [
+            (f.pm1a_evt_blk.get(), f.pm1_evt_len),
+            (f.pm1a_cnt_blk.get(), f.pm1_cnt_len),
+            (f.pm_tmr_blk.get(), f.pm_tmr_len),
+        ] {
+            for i in 0..u32::from(len) {
+                assert!(p.claims((base + i) as u16));
+            }
+        }
+        assert_eq!(f.sci_int.get(), u16::from(p.registers().sci_irq));
+    }
+
     #[test]
     fn cf9_reset_sequence() {
         let mut r = ResetControl::default();
