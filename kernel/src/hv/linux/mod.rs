@@ -6,6 +6,10 @@
 //! (`sinter-guest-devices`, glued in `platform.rs`; see docs/hypervisor.md for
 //! why no IPC yet).
 //!
+//! Only a one-node cluster starts a guest (a guest spanning nodes needs
+//! the coherence service); a guest that cannot be built fail-stops the
+//! node with the reason.
+//!
 //! The run ends when the guest does: ACPI S5 → the vCPU 0 service returns
 //! and the node powers off as configured (success); a reset, a triple
 //! fault or a fatal exit → the node reports it and fail-stops.
@@ -47,16 +51,23 @@ fn payload(boot: &BootInfo, name: &str) -> Option<&'static [u8]> {
 /// `cores`: host cores available (one vCPU each).
 pub fn start_if_present(boot: &BootInfo, config: &ClusterConfig, node: u16, cores: usize) {
     let Some(kernel) = payload(boot, PAYLOAD_KERNEL) else { return };
+    if config.nodes.len() > 1 {
+        // A guest spanning nodes needs the coherence and transport
+        // services; until then the firmware boots as without a payload.
+        kprintln!(
+            "vm: guest payload present, but a {}-node guest is not supported yet: no guest started",
+            config.nodes.len()
+        );
+        return;
+    }
     if node != 0 {
         kprintln!("vm: guest payload present; node {node} is not the boot node, so no guest here");
         return;
     }
-    if config.nodes.len() > 1 {
-        kprintln!("vm: a {}-node cluster: the guest runs on node 0 alone (one-node VM)", config.nodes.len());
-    }
     let initrd = payload(boot, PAYLOAD_INITRD);
     let vcpus = cores.clamp(1, vm::MAX_VCPUS);
-    let ram_mib = u64::from(config.guest.memory_mib.unwrap_or(512));
+    // Absent `memory_mib`: all the guest RAM this node's plan has.
+    let ram_mib = config.guest.memory_mib.map_or(vm::available_ram() >> 20, u64::from);
     let mut cmdline = String::from(config.guest.cmdline.as_str());
     if !cmdline.contains("panic=") {
         // A guest panic ends the run at once (reboot → reset → fail-stop).
@@ -70,7 +81,10 @@ pub fn start_if_present(boot: &BootInfo, config: &ClusterConfig, node: u16, core
                 exec::spawn_on(i, ServiceSpec { name: "vcpu", entry: service, arg: i });
             }
         }
-        Err(why) => kprintln!("vm: cannot start the guest: {why}"),
+        Err(why) => {
+            kprintln!("vm: cannot start the guest: {why}");
+            crate::power::fail_stop();
+        }
     }
 }
 

@@ -207,6 +207,18 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
         let exit =
             vcpu.run().map_err(|e| format!("exit decode: {e:?} (exit code {:#x})", vcpu.vmcb().control.exit_code))?;
         let rip = vcpu.rip();
+        // Without nrip-save, CPUID/RDMSR/WRMSR/HLT/... are stepped over by
+        // their canonical length: check the guest's bytes are that form.
+        if let Some(expected) = vcpu.last_svm_exit().and_then(|e| e.canonical_encoding()) {
+            let mut bytes = [0u8; 3];
+            let n = fetch_at_rip(vm, vcpu.vmcb(), &mut bytes[..expected.len()]);
+            if bytes[..n] != *expected {
+                return Err(format!(
+                    "exit {exit:?} at rip={rip:#x}: guest bytes {:02x?} are not the canonical form (prefixed forms are not emulated)",
+                    &bytes[..n]
+                ));
+            }
+        }
         match exit {
             VcpuExit::HostEvent | VcpuExit::InterruptWindow => {}
             VcpuExit::Cpuid { leaf, subleaf, len } => {
@@ -451,27 +463,35 @@ fn guest_mode(vmcb: &Vmcb) -> CpuMode {
     }
 }
 
-/// Fetches the instruction at RIP through the guest's page tables and
-/// emulates it against `bus`.
-fn emulate(vm: &Vm, vcpu: &mut SvmVcpu<'_, BareMetalRunner>, gpa: u64, bus: &mut impl MmioBus) -> Result<(), String> {
-    let s = &vcpu.vmcb().save;
+/// Copies the guest's bytes at CS:RIP into `buf`, walking the guest's own
+/// page tables; returns how many could be read (0 if none).
+fn fetch_at_rip(vm: &Vm, vmcb: &Vmcb, buf: &mut [u8]) -> usize {
+    let s = &vmcb.save;
     let paging = PagingState { cr0: s.cr0, cr3: s.cr3, cr4: s.cr4, efer: s.efer };
-    let mode = guest_mode(vcpu.vmcb());
-    let linear = if mode == CpuMode::Long64 { s.rip } else { s.cs.base.wrapping_add(s.rip) };
-    let mut bytes = [0u8; 15];
+    let linear = if guest_mode(vmcb) == CpuMode::Long64 { s.rip } else { s.cs.base.wrapping_add(s.rip) };
     let mut n = 0;
-    while n < bytes.len() {
+    while n < buf.len() {
         let at = linear.wrapping_add(n as u64);
         let Ok(phys) = translate(&paging, at, |g| vm.read_u64(g)) else { break };
         let in_page = (4096 - (at & 0xfff)) as usize;
-        let take = in_page.min(bytes.len() - n);
-        if !vm.read(phys, &mut bytes[n..n + take]) {
+        let take = in_page.min(buf.len() - n);
+        if !vm.read(phys, &mut buf[n..n + take]) {
             break;
         }
         n += take;
     }
+    n
+}
+
+/// Fetches the instruction at RIP through the guest's page tables and
+/// emulates it against `bus`.
+fn emulate(vm: &Vm, vcpu: &mut SvmVcpu<'_, BareMetalRunner>, gpa: u64, bus: &mut impl MmioBus) -> Result<(), String> {
+    let mut bytes = [0u8; 15];
+    let n = fetch_at_rip(vm, vcpu.vmcb(), &mut bytes);
+    let s = &vcpu.vmcb().save;
+    let mode = guest_mode(vcpu.vmcb());
     if n == 0 {
-        return Err(format!("cannot fetch the instruction at rip={:#x} (linear {linear:#x})", s.rip));
+        return Err(format!("cannot fetch the instruction at rip={:#x}", s.rip));
     }
     let mut state = GuestCpuState {
         gprs: Gpr::ALL.map(|r| vcpu.gpr(r)),

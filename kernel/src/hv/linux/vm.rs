@@ -143,6 +143,18 @@ impl GuestMemory for Loader<'_> {
     }
 }
 
+/// Guest RAM the memory plan can back with 2 MiB-aligned runs (what
+/// `[guest] memory_mib` may ask for at most).
+pub fn available_ram() -> u64 {
+    memory::guest_ram()
+        .iter()
+        .map(|r| {
+            let start = r.start.as_u64().div_ceil(TWO_MIB) * TWO_MIB;
+            (r.end.as_u64() / TWO_MIB * TWO_MIB).saturating_sub(start)
+        })
+        .sum()
+}
+
 /// Picks 2 MiB-aligned host memory for `bytes` of guest RAM from the
 /// memory plan's guest ranges.
 fn back_guest_ram(bytes: u64) -> Result<Vec<RamChunk>, String> {
