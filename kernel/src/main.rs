@@ -74,6 +74,7 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
     );
     exec::configure(&cluster);
     selftest::spawn_requested(&cluster, node.node);
+    hv::linux::start_if_present(&boot, &cluster, node.node, cpus.cores_online);
     exec::run_until_idle();
     match cluster.cluster.poweroff {
         PowerOff::Acpi => {

@@ -121,6 +121,20 @@ pub struct GuestPayload {
     pub workload: PathBuf,
 }
 
+/// Names of the payload files on the stick (`\\sinter\\payload\\NAME`)
+/// the firmware boots as the guest: the bzImage and the initramfs.
+pub const PAYLOAD_KERNEL: &str = "vmlinuz";
+pub const PAYLOAD_INITRD: &str = "initrd.img";
+
+/// The payload files for a Sinter run ([`crate::cluster::ClusterOptions::payload`]):
+/// the firmware on the boot node starts the guest when it finds them.
+pub fn sinter_payload(payload: &GuestPayload) -> Result<crate::images::Payload> {
+    let kernel = std::fs::read(&payload.kernel).with_context(|| format!("reading {}", payload.kernel.display()))?;
+    let initrd =
+        std::fs::read(&payload.initramfs).with_context(|| format!("reading {}", payload.initramfs.display()))?;
+    Ok(vec![(PAYLOAD_KERNEL.to_string(), kernel), (PAYLOAD_INITRD.to_string(), initrd)])
+}
+
 /// `target/sinter/cache/`: downloaded packages and what was taken out of
 /// them, kept across runs.
 pub fn cache_dir() -> PathBuf {

@@ -119,9 +119,26 @@ fn run(config: PathBuf, nodes: Option<usize>, timeout: u64, faults: Option<Strin
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    let mut options = ClusterOptions::new(config);
+    let mut options = ClusterOptions::new(&config);
     options.nodes = nodes;
     options.echo = true;
+    // `[guest] kernel = "debian"`: the stock Debian kernel and the busybox
+    // initramfs go on every stick; the boot node starts them under SVM.
+    let loaded = images::load_config(&resolve_config(&config))?;
+    match loaded.config.guest.kernel.as_deref() {
+        Some("debian") => {
+            let payload = xtask::guest::prepare()?;
+            eprintln!(
+                "xtask: guest payload: {} ({}), {}",
+                payload.kernel.display(),
+                payload.kernel_source,
+                payload.initramfs.display()
+            );
+            options.payload = xtask::guest::sinter_payload(&payload)?;
+        }
+        Some(other) => bail!("[guest] kernel = {other:?}: only \"debian\" is supported by `cargo xtask run` so far"),
+        None => {}
+    }
     let mut cluster = Cluster::launch(&options)?;
     if let Some(spec) = &faults {
         for node in &cluster.nodes {

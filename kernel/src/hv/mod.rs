@@ -5,6 +5,7 @@
 //! MMIO instruction emulation is `sinter-mmio-emulator`.
 
 mod guest;
+pub mod linux;
 mod npt;
 pub mod selftest;
 mod svm;

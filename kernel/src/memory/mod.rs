@@ -250,3 +250,9 @@ pub fn free_frames() -> usize {
 
 /// Bytes of the boot stack (for reports).
 pub const BOOT_STACK_BYTES: u64 = BOOT_STACK_SIZE;
+
+/// The guest RAM ranges of the memory plan (host-physical, in plan order):
+/// memory the hypervisor pool does not use, handed to the guest.
+pub fn guest_ram() -> alloc::vec::Vec<PhysRange> {
+    GUEST_RAM.lock().items.iter().flatten().copied().collect()
+}

@@ -52,6 +52,7 @@ mod error;
 mod execute;
 mod flags;
 mod state;
+pub mod walk;
 
 pub use bus::{AccessSize, BusError, MmioBus};
 pub use decode::{decode_mmio, Extend, MmioInstruction, MmioOp, RegOperand, RegPart, Source};

@@ -42,6 +42,7 @@ pub mod iopm;
 pub mod msr;
 pub mod msrpm;
 pub mod npt;
+pub mod pvclock;
 pub mod vcpu;
 pub mod vmcb;
 

@@ -17,7 +17,8 @@
 //! | 0x1 EBX | APIC ID in 31:24; 2^ApicIdSize logical processors in 23:16; CLFLUSH line 64 B |
 //! | 0x1 ECX | host ∩ {SSE3, PCLMULQDQ, SSSE3, FMA, CX16, PCID, SSE4.1, SSE4.2, MOVBE, POPCNT, AES, XSAVE, AVX, F16C, RDRAND}; **HYPERVISOR set**; OSXSAVE = guest CR4.OSXSAVE; hidden: MONITOR, VMX, x2APIC, TSC-deadline, PDCM, DCA |
 //! | 0x1 EDX | host ∩ {FPU, VME, DE, PSE, TSC, MSR, PAE, CX8, SEP, PGE, CMOV, PSE36, CLFSH, MMX, FXSR, SSE, SSE2}; APIC = guest `APIC_BASE.EN` (emulated xAPIC); MTRR, PAT set (emulated MSRs); HTT set when >1 vCPU; hidden: MCE, MCA |
-//! | 0x2–0x6, 0x8–0xC | zero (AMD leaves 2–4 are reserved; no MONITOR, no thermal/power, no leaf 0xB: topology comes from 0x8000_001E) |
+//! | 0x2–0x6, 0x8–0xC | zero (AMD leaves 2–4 are reserved; no MONITOR, no thermal/power, no leaf 0xB: topology comes from 0x8000_001E), except 0x6 EAX ARAT with [`CpuModel::tsc_deadline`] |
+//! | (model options) | [`CpuModel::tsc_deadline`] sets leaf 1 ECX TSC-deadline; `xsave: false` hides XSAVE, AVX, FMA, F16C, AVX2 and leaf 0xD |
 //! | 0x7.0 | EBX: host ∩ {FSGSBASE, BMI1, AVX2, SMEP, BMI2, ERMS, RDSEED, ADX, SMAP, CLFLUSHOPT, CLWB, SHA}; ECX: host ∩ {UMIP, VAES, VPCLMULQDQ, RDPID}; EDX 0; hidden: TSC_ADJUST, INVPCID, HLE/RTM, MPX, AVX-512, PT, PKU, LA57, all speculation-control bits |
 //! | 0xD.0 | XCR0 = host ∩ {x87, SSE, AVX}; EBX = XSAVE size for the guest's current XCR0; ECX = size for all offered |
 //! | 0xD.1 | host ∩ {XSAVEOPT, XGETBV1}; hidden: XSAVEC, XSAVES (no IA32_XSS) |
@@ -91,6 +92,14 @@ pub struct CpuModel {
     /// KVM feature bits to offer at 0x4000_0101, or `None` to hide the KVM
     /// leaves altogether.
     pub kvm_features: Option<u32>,
+    /// Offer the TSC-deadline mode of the virtual xAPIC timer (leaf 1 ECX
+    /// bit 24) and an always-running APIC timer (leaf 6 EAX ARAT), for a
+    /// vcpu service that emulates `IA32_TSC_DEADLINE`.
+    pub tsc_deadline: bool,
+    /// Offer XSAVE (and so AVX and leaf 0xD). Requires a world switch that
+    /// loads the guest's XCR0 around VMRUN (SVM does not switch XCR0);
+    /// without it the guest falls back to FXSAVE.
+    pub xsave: bool,
 }
 
 impl CpuModel {
@@ -104,6 +113,8 @@ impl CpuModel {
         tsc_khz: 0,
         apic_bus_khz: 1_000_000,
         kvm_features: None,
+        tsc_deadline: false,
+        xsave: true,
     };
 
     /// Leaf 1 EAX.
@@ -225,13 +236,26 @@ impl GuestCpuid {
 
         let logical = (1u32 << topo.apic_id_bits()).min(255);
         let l1_ebx = (apic_id << 24) | (logical << 16) | ((LINE / 8) << 8);
-        let l1_ecx = (host.l1_ecx & ALLOW_L1_ECX) | l1_ecx::HYPERVISOR;
+        let mut l1_ecx = (host.l1_ecx & ALLOW_L1_ECX) | l1_ecx::HYPERVISOR;
+        if model.tsc_deadline {
+            l1_ecx |= l1_ecx::TSC_DEADLINE;
+        }
+        let mut l7_ebx = host.l7_ebx & ALLOW_L7_EBX;
+        if !model.xsave {
+            // AVX, FMA, F16C and AVX2 need XSAVE-managed state.
+            l1_ecx &= !(l1_ecx::XSAVE | l1_ecx::AVX | l1_ecx::FMA | l1_ecx::F16C);
+            l7_ebx &= !l7_ebx::AVX2;
+        }
         let mut l1_edx = (host.l1_edx & ALLOW_L1_EDX) | FORCE_L1_EDX;
         if multi {
             l1_edx |= l1_edx::HTT;
         }
         t.push(1, 0, r(model.signature(), l1_ebx, l1_ecx, l1_edx));
-        t.push(7, 0, r(0, host.l7_ebx & ALLOW_L7_EBX, host.l7_ecx & ALLOW_L7_ECX, 0));
+        if model.tsc_deadline {
+            // ARAT: the APIC timer keeps running in deep C-states.
+            t.push(6, 0, r(1 << 2, 0, 0, 0));
+        }
+        t.push(7, 0, r(0, l7_ebx, host.l7_ecx & ALLOW_L7_ECX, 0));
 
         // XSAVE, only if the host has it and we offer it.
         if l1_ecx & l1_ecx::XSAVE != 0 {

@@ -303,3 +303,22 @@ proptest! {
         prop_assert_eq!(apic_ids.len(), usize::from(topo.vcpu_count()), "APIC IDs unique");
     }
 }
+
+#[test]
+fn model_options_tsc_deadline_and_no_xsave() {
+    let model = CpuModel { tsc_deadline: true, xsave: false, kvm_features: Some(1 << 3), ..CpuModel::SINTER_EPYC };
+    let t = GuestCpuid::build(&model, &everything(), &Topology::new(&[2]).unwrap(), 1).unwrap();
+    let l1 = t.lookup(1, 0, &NOW);
+    assert_ne!(l1.ecx & bits::l1_ecx::TSC_DEADLINE, 0);
+    for bit in [bits::l1_ecx::XSAVE, bits::l1_ecx::AVX, bits::l1_ecx::FMA, bits::l1_ecx::F16C] {
+        assert_eq!(l1.ecx & bit, 0, "bit {bit:#x} needs XSAVE");
+    }
+    assert_eq!(t.lookup(7, 0, &NOW).ebx & bits::l7_ebx::AVX2, 0);
+    assert_eq!(t.lookup(0xd, 0, &NOW), CpuidResult::ZERO);
+    assert_eq!(t.lookup(6, 0, &NOW).eax, 1 << 2, "ARAT");
+    assert_eq!(t.lookup(0x4000_0101, 0, &NOW).eax, 1 << 3);
+    // The default model keeps both as before.
+    let t = table(&everything(), &[2], 0);
+    assert_eq!(t.lookup(6, 0, &NOW), CpuidResult::ZERO);
+    assert_ne!(t.lookup(1, 0, &NOW).ecx & bits::l1_ecx::XSAVE, 0);
+}
