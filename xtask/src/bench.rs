@@ -149,6 +149,10 @@ pub struct VcpuExits {
     pub run_ms: u64,
     /// Of which waiting on the host in HLT.
     pub halted_ms: u64,
+    /// Interrupts injected into the guest (not exits).
+    pub injected: u64,
+    /// Times the vCPU's APIC timer fired (not exits).
+    pub timer_events: u64,
     /// VMRUNs, counted apart from the reasons.
     pub total: u64,
     /// (reason, exits), in the line's order.
@@ -164,6 +168,7 @@ impl VcpuExits {
 
     fn parse_fields(fields: &str) -> Result<Self> {
         let (mut vcpu, mut run_ms, mut halted_ms, mut total) = (None, None, None, None);
+        let (mut injected, mut timer_events) = (None, None);
         let mut by_reason = Vec::new();
         for field in fields.split_whitespace() {
             let (key, value) = field.split_once('=').with_context(|| format!("`{field}` is not key=value"))?;
@@ -173,6 +178,8 @@ impl VcpuExits {
                 "run_ms" => run_ms = Some(value),
                 "halted_ms" => halted_ms = Some(value),
                 "total" => total = Some(value),
+                "injected" => injected = Some(value),
+                "timer_events" => timer_events = Some(value),
                 reason => by_reason.push((reason.to_string(), value)),
             }
         }
@@ -181,6 +188,8 @@ impl VcpuExits {
             vcpu: vcpu.ok_or_else(|| missing("vcpu"))?,
             run_ms: run_ms.ok_or_else(|| missing("run_ms"))?,
             halted_ms: halted_ms.ok_or_else(|| missing("halted_ms"))?,
+            injected: injected.ok_or_else(|| missing("injected"))?,
+            timer_events: timer_events.ok_or_else(|| missing("timer_events"))?,
             total: total.ok_or_else(|| missing("total"))?,
             by_reason,
         })
@@ -341,12 +350,13 @@ mod tests {
     fn parses_vm_exit_lines() {
         let console = [
             "vcpu 1: stopped after 7 exits",
-            "bench vm-exits: vcpu=1 run_ms=900 halted_ms=450 total=7 ioio=4 hlt=3",
-            "bench vm-exits: vcpu=0 run_ms=1000 halted_ms=10 total=5 ioio=2 npf-lapic=3",
+            "bench vm-exits: vcpu=1 run_ms=900 halted_ms=450 injected=2 timer_events=1 total=7 ioio=4 hlt=3",
+            "bench vm-exits: vcpu=0 run_ms=1000 halted_ms=10 injected=3 timer_events=2 total=5 ioio=2 npf-lapic=3",
         ];
         let all = VcpuExits::parse_all(&console).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!((all[0].vcpu, all[0].run_ms, all[0].halted_ms, all[0].total), (0, 1000, 10, 5));
+        assert_eq!((all[0].injected, all[0].timer_events), (3, 2));
         assert_eq!(all[0].by_reason, vec![("ioio".to_string(), 2), ("npf-lapic".to_string(), 3)]);
         assert_eq!(all[0].reason_sum(), 5);
         assert_eq!(all[1].count("hlt"), Some(3));

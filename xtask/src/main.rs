@@ -337,10 +337,15 @@ fn print_guest_figures(f: &xtask::bench::GuestFigures) {
     }
     for e in &f.exits {
         println!(
-            "vCPU {}: ran {:.1} s (from its first VMRUN to the VM's stop), {:.1} s of it halted on the host",
+            "vCPU {}: ran {:.1} s (from its first VMRUN to the VM's stop), {:.1} s of it halted on the host; \
+             {} interrupts injected ({:.0}/s), {} APIC timer events ({:.0}/s)",
             e.vcpu,
             e.run_ms as f64 / 1000.0,
-            e.halted_ms as f64 / 1000.0
+            e.halted_ms as f64 / 1000.0,
+            e.injected,
+            e.per_second(e.injected),
+            e.timer_events,
+            e.per_second(e.timer_events)
         );
     }
     println!("all vCPUs /s: the vCPUs' exits summed, over the longest vCPU run ({:.1} s)", vm_ms as f64 / 1000.0);

@@ -14,8 +14,9 @@
 //!
 //! Every exit is counted by reason (`sinter_svm::exit::ExitCounts`: plain
 //! integers, nothing logged on the way); when the VM stops each vCPU prints
-//! them as one `bench vm-exits: vcpu=N run_ms=.. halted_ms=.. total=..
-//! ioio=.. ...` line, which `cargo xtask bench --only guest` reads.
+//! them as one `bench vm-exits: vcpu=N run_ms=.. halted_ms=.. injected=..
+//! timer_events=.. total=.. ioio=.. ...` line, which `cargo xtask bench
+//! --only guest` reads.
 
 use alloc::format;
 use alloc::string::String;
@@ -183,9 +184,11 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
             );
             let ms = |ticks: u64| scale.ticks_to_ns(ticks) / 1_000_000;
             kprintln!(
-                "bench vm-exits: vcpu={index} run_ms={} halted_ms={} {}",
+                "bench vm-exits: vcpu={index} run_ms={} halted_ms={} injected={} timer_events={} {}",
                 ms(rdtsc().wrapping_sub(started)),
                 ms(counts.halted_ticks),
+                counts.injected,
+                lapic.stats().timer_fires,
                 counts.exits.fields()
             );
             return Ok(());
