@@ -14,6 +14,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use sinter_config::UnbackedMmio;
 
 use sinter_mmio_emulator::walk::{translate, PagingState};
 use sinter_mmio_emulator::{emulate_mmio, AccessSize, BusError, CpuMode, GuestCpuState, MmioBus};
@@ -377,6 +378,13 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                 } else if vm.platform.lock().claims_mmio(gpa) {
                     let mut bus = PlatformMmio { vm, now, outcome: &mut outcome };
                     emulate(vm, &mut vcpu, gpa, &mut bus)
+                } else if vm.unbacked_mmio == UnbackedMmio::Stop {
+                    return Err(format!(
+                        "access to unbacked guest-physical address gpa={gpa:#x} ({:?}{}) at rip={rip:#x}: \
+                         neither RAM nor a device is there ([hypervisor] unbacked_mmio = \"stop\")",
+                        f.access,
+                        if f.present { ", present" } else { "" }
+                    ));
                 } else {
                     counts.unbacked += 1;
                     if counts.unbacked <= LOG_LIMIT {
