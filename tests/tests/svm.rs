@@ -63,10 +63,8 @@ fn triple_faulting_guest_is_reported_and_the_hypervisor_goes_on() {
 #[test]
 fn npf_bench_guest_takes_one_exit_per_fault_and_reports_every_phase() {
     let (log, exit) = boot(&["svm-npf-bench"]);
-    let line = log
-        .lines()
-        .find_map(|l| l.strip_prefix("bench svm-npf: "))
-        .unwrap_or_else(|| panic!("no bench line:\n{log}"));
+    let line =
+        log.lines().find_map(|l| l.strip_prefix("bench svm-npf: ")).unwrap_or_else(|| panic!("no bench line:\n{log}"));
     let fields: std::collections::HashMap<&str, u64> =
         line.split_whitespace().filter_map(|f| f.split_once('=')).map(|(k, v)| (k, v.parse().unwrap())).collect();
     assert_eq!(fields.get("iterations"), Some(&2000), "{line}");

@@ -218,7 +218,16 @@ impl Cluster {
                 options.echo,
                 stop_readers.clone(),
             ));
-            cluster.nodes.push(Node { id, console, defmt, machine, switch_port: port, started, child: Some(child), exit: None });
+            cluster.nodes.push(Node {
+                id,
+                console,
+                defmt,
+                machine,
+                switch_port: port,
+                started,
+                child: Some(child),
+                exit: None,
+            });
         }
         Ok(cluster)
     }

@@ -321,12 +321,8 @@ fn print_guest_figures(f: &xtask::bench::GuestFigures) {
         .collect();
     rows.push(("total".to_string(), f.exits.iter().map(|e| e.total).collect()));
     for (reason, counts) in rows {
-        let cells: Vec<String> = f
-            .exits
-            .iter()
-            .zip(&counts)
-            .map(|(e, &n)| format!("{n} | {:.0}", e.per_second(n)))
-            .collect();
+        let cells: Vec<String> =
+            f.exits.iter().zip(&counts).map(|(e, &n)| format!("{n} | {:.0}", e.per_second(n))).collect();
         let sum: u64 = counts.iter().sum();
         println!(
             "| {reason} | {} | {:.0} | {:.1}% |",

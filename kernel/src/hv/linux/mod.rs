@@ -73,7 +73,7 @@ pub fn start_if_present(boot: &BootInfo, config: &ClusterConfig, node: u16, core
         // A guest panic ends the run at once (reboot → reset → fail-stop).
         cmdline.push_str(" panic=-1");
     }
-    match vm::build(kernel, initrd, &cmdline, ram_mib << 20, (0..vcpus).collect()) {
+    match vm::build(kernel, initrd, &cmdline, ram_mib << 20, (0..vcpus).collect(), config.hypervisor.unbacked_mmio) {
         Ok(vm) => {
             kprintln!("vm: starting the guest: {vcpus} vCPUs, {ram_mib} MiB, cmdline \"{cmdline}\"");
             VM.call_once(|| vm);

@@ -20,6 +20,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use sinter_config::UnbackedMmio;
 
 use sinter_mmio_emulator::walk::{translate, PagingState};
 use sinter_mmio_emulator::{emulate_mmio, AccessSize, BusError, CpuMode, GuestCpuState, MmioBus};
@@ -400,6 +401,13 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                     reason = Some(ExitReason::NpfIoapic);
                     let mut bus = PlatformMmio { vm, now, outcome: &mut outcome };
                     emulate(vm, &mut vcpu, gpa, &mut bus)
+                } else if vm.unbacked_mmio == UnbackedMmio::Stop {
+                    return Err(format!(
+                        "access to unbacked guest-physical address gpa={gpa:#x} ({:?}{}) at rip={rip:#x}: \
+                         neither RAM nor a device is there ([hypervisor] unbacked_mmio = \"stop\")",
+                        f.access,
+                        if f.present { ", present" } else { "" }
+                    ));
                 } else {
                     reason = Some(ExitReason::NpfUnbacked);
                     counts.unbacked += 1;

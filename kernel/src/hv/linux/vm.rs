@@ -8,6 +8,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use sinter_config::UnbackedMmio;
 
 use sinter_guest_acpi::{GuestMachine, GuestMemoryRange, IoApic, IsaSerial, NumaDistances, PmRegisters, VcpuPlacement};
 use sinter_linux_boot::load::AcpiPlacement;
@@ -68,6 +69,8 @@ pub struct Vm {
     pub tsc_hz: u64,
     /// TSC when the VM was built (guest kvmclock time 0).
     pub tsc_base: u64,
+    /// `[hypervisor] unbacked_mmio`: stop the VM, or read all ones.
+    pub unbacked_mmio: UnbackedMmio,
 }
 
 impl Vm {
@@ -186,6 +189,7 @@ pub fn build(
     cmdline: &str,
     ram_bytes: u64,
     cores: Vec<usize>,
+    unbacked_mmio: UnbackedMmio,
 ) -> Result<&'static Vm, String> {
     let vcpus = cores.len();
     if vcpus == 0 || vcpus > MAX_VCPUS {
@@ -259,6 +263,7 @@ pub fn build(
         stopped_vcpus: AtomicU32::new(0),
         tsc_hz: crate::arch::time::tsc_hz(),
         tsc_base: crate::arch::time::rdtsc(),
+        unbacked_mmio,
     }));
 
     // The low megabyte holds the boot structures: start it zeroed.

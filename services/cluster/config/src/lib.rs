@@ -19,7 +19,7 @@ mod values;
 pub use error::{ConfigError, FileError};
 pub use schema::{
     ClusterConfig, ClusterSection, DebugSection, GuestSection, HypervisorSection, NicModel, NodeConfig, NodeSelector,
-    OnPanic, PowerOff, QemuSection, ServicePolicy, KNOWN_SELFTESTS, MAX_NODES,
+    OnPanic, PowerOff, QemuSection, ServicePolicy, UnbackedMmio, KNOWN_SELFTESTS, MAX_NODES,
 };
 pub use values::{ClusterKey, MacAddr};
 

@@ -76,6 +76,24 @@ pub struct HypervisorSection {
     /// Memory each node keeps for Sinter itself; the rest becomes guest RAM.
     #[serde(default = "default_reserved_memory_mib")]
     pub reserved_memory_mib: u32,
+    /// What a guest access to guest-physical space with neither RAM nor a
+    /// device behind it does.
+    #[serde(default)]
+    pub unbacked_mmio: UnbackedMmio,
+}
+
+/// The answer to a guest touching unbacked guest-physical space.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnbackedMmio {
+    /// Report the access (GPA, direction, RIP) and stop the VM: the node
+    /// ends its run with a failure status. Nothing Linux does on Sinter's
+    /// machine touches such space, so an access is a guest bug.
+    #[default]
+    Stop,
+    /// Reads return all ones and writes are dropped (what a PC's bus does
+    /// on a master abort), each access counted and the first few logged.
+    AllOnes,
 }
 
 fn default_reserved_memory_mib() -> u32 {
@@ -84,7 +102,7 @@ fn default_reserved_memory_mib() -> u32 {
 
 impl Default for HypervisorSection {
     fn default() -> Self {
-        Self { reserved_memory_mib: default_reserved_memory_mib() }
+        Self { reserved_memory_mib: default_reserved_memory_mib(), unbacked_mmio: UnbackedMmio::default() }
     }
 }
 

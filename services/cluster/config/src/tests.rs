@@ -43,6 +43,7 @@ fn shipped_configs_parse() {
 fn good_config_has_defaults() {
     let config = parse_cluster(GOOD).unwrap();
     assert_eq!(config.hypervisor.reserved_memory_mib, 64);
+    assert_eq!(config.hypervisor.unbacked_mmio, crate::UnbackedMmio::Stop);
     assert_eq!(config.nodes[1].nic, NicModel::E1000e);
     assert_eq!(config.nodes[1].cores, None);
     assert!(config.qemu.is_none());
@@ -202,4 +203,13 @@ fn failure_detection_timing_is_checked() {
     let e = err(&text);
     assert_eq!(e.key, "cluster.failure_timeout_ms");
     assert!(e.problem.contains("two heartbeats"), "{e}");
+}
+
+#[test]
+fn unbacked_mmio_policy_parses_and_rejects_unknown_values() {
+    let text = GOOD.replace("[[node]]\nid = 0", "[hypervisor]\nunbacked_mmio = \"all-ones\"\n\n[[node]]\nid = 0");
+    assert_eq!(parse_cluster(&text).unwrap().hypervisor.unbacked_mmio, crate::UnbackedMmio::AllOnes);
+    let text = GOOD.replace("[[node]]\nid = 0", "[hypervisor]\nunbacked_mmio = \"ignore\"\n\n[[node]]\nid = 0");
+    let e = parse_cluster(&text).unwrap_err();
+    assert!(e.to_string().contains("unknown variant `ignore`, expected `stop` or `all-ones`"), "{e}");
 }
