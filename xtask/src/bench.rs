@@ -274,12 +274,22 @@ pub fn parse_guest_start(line: &str) -> Option<(u16, u32)> {
     Some((vcpus, mib))
 }
 
+/// The node's `-cpu` without the SVM flags: the CPU model a plain-QEMU
+/// guest should get to compare with the guest under Sinter (which sees
+/// that model, SVM hidden).
+pub fn plain_cpu_model(node_cpu: &str) -> String {
+    node_cpu.split(',').filter(|f| !matches!(*f, "+svm" | "+npt" | "svm=on" | "npt=on")).collect::<Vec<_>>().join(",")
+}
+
 /// Boots the guest payload under Sinter (`qemu-1node.toml`), then on plain
-/// QEMU with the vCPUs and RAM the firmware gave the guest, and returns
-/// both boots' timings and the Sinter boot's exit statistics.
+/// QEMU with the vCPUs and RAM the firmware gave the guest and the node's
+/// CPU model, and returns both boots' timings and the Sinter boot's exit
+/// statistics.
 pub fn guest_bench() -> Result<GuestFigures> {
     let payload = guest::prepare()?;
-    let mut options = ClusterOptions::new(workspace_root().join("hw-configs/qemu-1node.toml"));
+    let config = workspace_root().join("hw-configs/qemu-1node.toml");
+    let node_cpu = crate::images::load_config(&config)?.config.qemu.map_or_else(|| "EPYC".to_string(), |q| q.cpu);
+    let mut options = ClusterOptions::new(config);
     options.payload = guest::sinter_payload(&payload)?;
     let mut cluster = Cluster::launch(&options)?;
     let exits = cluster.wait(Duration::from_secs(900), &|| false);
@@ -320,6 +330,7 @@ pub fn guest_bench() -> Result<GuestFigures> {
     drop(cluster);
 
     let mut plain_options = PlainQemuOptions::new(vcpus, memory_mib);
+    plain_options.cpu = plain_cpu_model(&node_cpu);
     plain_options.timeout = Duration::from_secs(600);
     let plain = guest::boot_plain_qemu_with(&payload, &plain_options)?;
     if !plain.is_clean() {
@@ -372,6 +383,12 @@ mod tests {
         let names = exit_reason_names();
         assert_eq!(names.first(), Some(&"ioio"));
         assert!(names.contains(&"npf-lapic") && names.contains(&"vintr") && names.contains(&"other"));
+    }
+
+    #[test]
+    fn plain_cpu_drops_the_svm_flags() {
+        assert_eq!(plain_cpu_model("EPYC,+svm,+npt"), "EPYC");
+        assert_eq!(plain_cpu_model("EPYC-Rome,+svm,-xsave"), "EPYC-Rome,-xsave");
     }
 
     #[test]
