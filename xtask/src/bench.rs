@@ -247,6 +247,26 @@ pub struct GuestFigures {
     pub kernel: String,
     /// The vCPUs' exit statistics from the Sinter boot.
     pub exits: Vec<VcpuExits>,
+    /// How long each workload check took (from the previous check's line,
+    /// the first from the first workload line): (name, Sinter, plain).
+    pub checks: Vec<(String, Duration, Duration)>,
+}
+
+/// Each `check NAME: ...` line's time since the previous one (the first:
+/// since the first `workload:` line), in console order.
+pub fn check_durations<'a>(timed: impl IntoIterator<Item = (Duration, &'a str)>) -> Vec<(String, Duration)> {
+    let mut last = None;
+    let mut out = Vec::new();
+    for (at, line) in timed {
+        if last.is_none() && line.starts_with("workload:") {
+            last = Some(at);
+        }
+        if let Some(name) = line.strip_prefix("check ").and_then(|r| r.split_once(": ")).map(|(n, _)| n) {
+            out.push((name.to_string(), at.saturating_sub(last.unwrap_or(at))));
+            last = Some(at);
+        }
+    }
+    out
 }
 
 impl GuestFigures {
@@ -337,6 +357,15 @@ pub fn guest_bench() -> Result<GuestFigures> {
         bail!("the plain QEMU boot was not clean ({:?}):\n{}", plain.exit, plain.log());
     }
     let missing = || anyhow!("the plain QEMU boot lacks a workload line:\n{}", plain.log());
+    let sinter_checks = check_durations(timed.iter().map(|(t, l)| (t.saturating_duration_since(started), l.as_str())));
+    let plain_checks = check_durations(plain.lines.iter().filter(|l| !l.from_qemu).map(|l| (l.at, l.text.as_str())));
+    let checks = sinter_checks
+        .into_iter()
+        .filter_map(|(name, s)| {
+            let p = plain_checks.iter().find(|(n, _)| *n == name)?.1;
+            Some((name, s, p))
+        })
+        .collect();
     Ok(GuestFigures {
         vcpus,
         memory_mib,
@@ -350,6 +379,7 @@ pub fn guest_bench() -> Result<GuestFigures> {
         plain_command: plain.command,
         kernel: payload.kernel_source.to_string(),
         exits: vm_exits,
+        checks,
     })
 }
 
@@ -383,6 +413,20 @@ mod tests {
         let names = exit_reason_names();
         assert_eq!(names.first(), Some(&"ioio"));
         assert!(names.contains(&"npf-lapic") && names.contains(&"vintr") && names.contains(&"other"));
+    }
+
+    #[test]
+    fn check_durations_count_from_the_previous_check() {
+        let s = Duration::from_secs;
+        let lines = [
+            (s(1), "init: running"),
+            (s(2), "workload: nproc=2"),
+            (s(3), "workload: memtotal_kib=1"),
+            (s(5), "check a: ok"),
+            (s(9), "check b: FAILED x"),
+            (s(10), "2 passed, 0 failed"),
+        ];
+        assert_eq!(check_durations(lines), vec![("a".to_string(), s(3)), ("b".to_string(), s(4))]);
     }
 
     #[test]

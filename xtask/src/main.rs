@@ -309,6 +309,13 @@ fn print_guest_figures(f: &xtask::bench::GuestFigures) {
         );
     }
     println!();
+    println!("| workload check (time since the previous line) | Sinter (s) | plain QEMU (s) | Sinter ÷ plain |");
+    println!("|---|---|---|---|");
+    for (name, sinter, plain) in &f.checks {
+        let (s, p) = (sinter.as_secs_f64(), plain.as_secs_f64());
+        println!("| {name} | {s:.2} | {p:.2} | {:.2} |", GuestFigures::ratio(*sinter, *plain));
+    }
+    println!();
     let vm_ms = f.vm_run_ms();
     let header: Vec<String> =
         f.exits.iter().map(|e| format!("vCPU {} exits | vCPU {} /s", e.vcpu, e.vcpu)).collect::<Vec<_>>();
