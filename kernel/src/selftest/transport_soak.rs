@@ -1,7 +1,7 @@
 //! `transport-soak`: every node sends [`COUNT`] messages to every other
 //! node through the fabric's transport service (`[cluster] fabric = true`)
 //! and checks every message it receives. One message in [`LARGE_EVERY`] is
-//! 4 KiB (three frames at MTU 1500), the others 16–63 bytes.
+//! 4 KiB (three frames at MTU 1500), the others 19–63 bytes.
 //!
 //! A message carries the soak's port byte, the sender's id, a sequence
 //! number, its length, a pattern derived from all three, and an FNV-1a
@@ -55,7 +55,7 @@ fn length(sender: u16, seq: u64) -> usize {
     if seq % LARGE_EVERY == LARGE_EVERY - 1 {
         LARGE
     } else {
-        16 + ((seq.wrapping_mul(7) + u64::from(sender)) % 48) as usize
+        HEADER + CHECKSUM + ((seq.wrapping_mul(7) + u64::from(sender)) % 45) as usize
     }
 }
 
