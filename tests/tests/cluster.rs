@@ -106,7 +106,8 @@ fn fabric_lines(cluster: &Cluster) -> String {
     let mut out = String::new();
     for node in &cluster.nodes {
         for line in node.console.lines() {
-            if ["nic", "transport", "cluster", "Sinter", "sinter", "supervisor"].iter().any(|p| line.starts_with(p)) {
+            let prefixes = ["nic", "transport", "cluster", "Sinter", "sinter", "supervisor", "selftest"];
+            if prefixes.iter().any(|p| line.starts_with(p)) {
                 out.push_str(&format!("[node {}] {line}\n", node.id));
             }
         }
@@ -225,6 +226,18 @@ fn transport_soak_delivers_every_message_once_in_order_through_a_lossy_switch() 
                 format!("transport-soak: from {peer}: 100000 received, 0 out of order, 0 corrupt, 0 duplicate");
             assert!(log.lines().any(|l| l == summary), "node {n} lacks `{summary}`:\n{log}");
         }
+        // The cluster's status, asked over IPC after the soak (as the
+        // management plane will): everyone alive, every message counted.
+        let status = log
+            .lines()
+            .find(|l| l.starts_with("transport-soak: status over IPC:"))
+            .unwrap_or_else(|| panic!("node {n} printed no status:\n{log}"));
+        assert!(status.contains(&format!("node {n} formed=true")), "{status}");
+        for peer in (0..3u16).filter(|&p| p != n) {
+            assert!(status.contains(&format!(" {peer}=alive")), "{status}");
+        }
+        let delivered = number_after(status, "messages_delivered ").unwrap_or(0);
+        assert!(delivered >= 200_000, "{status}");
         assert!(!log.contains("panicked") && !log.contains("FATAL"), "node {n}:\n{log}");
     }
     // The switch really was lossy: it dropped and duplicated frames.
