@@ -14,6 +14,7 @@ extern crate alloc;
 mod acpi;
 mod arch;
 mod exec;
+mod fabric;
 mod handoff;
 mod heap;
 mod hv;
@@ -73,6 +74,7 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
         boot.usable_memory_bytes() >> 20
     );
     exec::configure(&cluster);
+    fabric::spawn_requested(&cluster, node.node, exec::core_index());
     selftest::spawn_requested(&cluster, node.node);
     hv::linux::start_if_present(&boot, &cluster, node.node, cpus.cores_online);
     exec::run_until_idle();

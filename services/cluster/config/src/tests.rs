@@ -27,6 +27,7 @@ fn shipped_configs_parse() {
     for (name, text) in [
         ("qemu-1node", include_str!("../../../../hw-configs/qemu-1node.toml")),
         ("qemu-2node", include_str!("../../../../hw-configs/qemu-2node.toml")),
+        ("qemu-3node", include_str!("../../../../hw-configs/qemu-3node.toml")),
         ("qemu-4node", include_str!("../../../../hw-configs/qemu-4node.toml")),
         ("example", include_str!("../../../../hw-configs/example-2socket-server.toml")),
     ] {
@@ -212,4 +213,19 @@ fn unbacked_mmio_policy_parses_and_rejects_unknown_values() {
     let text = GOOD.replace("[[node]]\nid = 0", "[hypervisor]\nunbacked_mmio = \"ignore\"\n\n[[node]]\nid = 0");
     let e = parse_cluster(&text).unwrap_err();
     assert!(e.to_string().contains("unknown variant `ignore`, expected `stop` or `all-ones`"), "{e}");
+}
+
+#[test]
+fn fabric_switch_and_the_selftests_that_need_it() {
+    assert!(!parse_cluster(GOOD).unwrap().cluster.fabric);
+    let on = GOOD.replace("[cluster]\n", "[cluster]\nfabric = true\n");
+    assert!(parse_cluster(&on).unwrap().cluster.fabric);
+    let soak =
+        |text: &str| text.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"transport-soak\"]\n\n[[node]]\nid = 0");
+    assert!(parse_cluster(&soak(&on)).unwrap().debug.wants("transport-soak"));
+    let e = err(&soak(GOOD));
+    assert_eq!(e.key, "debug.selftests");
+    assert!(e.problem.contains("cluster.fabric = true"), "{e}");
+    let ping = on.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"nic-ping\"]\n\n[[node]]\nid = 0");
+    assert!(err(&ping).problem.contains("cluster.fabric = false"));
 }
