@@ -203,3 +203,55 @@ fn failure_detection_timing_is_checked() {
     assert_eq!(e.key, "cluster.failure_timeout_ms");
     assert!(e.problem.contains("two heartbeats"), "{e}");
 }
+
+#[test]
+fn mgmt_ip_defaults_from_the_node_id() {
+    let config = parse_cluster(GOOD).unwrap();
+    assert_eq!(config.nodes[0].mgmt_ip, None);
+    assert_eq!(config.nodes[0].mgmt_ip().to_string(), "10.77.0.1/24");
+    assert_eq!(config.nodes[1].mgmt_ip().to_string(), "10.77.0.2/24");
+    assert_eq!(NodeConfig::default_mgmt_ip(63).to_string(), "10.77.0.64/24");
+}
+
+#[test]
+fn mgmt_ip_can_be_set_per_node() {
+    let text = GOOD
+        .replace("nic = \"virtio-net\"", "nic = \"virtio-net\"\nmgmt_ip = \"192.168.50.10/24\"")
+        .replace("nic = \"e1000e\"", "nic = \"e1000e\"\nmgmt_ip = \" 192.168.50.11/24 \"");
+    let config = parse_cluster(&text).unwrap();
+    assert_eq!(config.nodes[0].mgmt_ip().addr, [192, 168, 50, 10]);
+    assert_eq!(config.nodes[1].mgmt_ip().prefix, 24);
+}
+
+#[test]
+fn bad_mgmt_ips_are_named() {
+    let set = |a: &str, b: &str| {
+        GOOD.replace("nic = \"virtio-net\"", &format!("nic = \"virtio-net\"\nmgmt_ip = \"{a}\""))
+            .replace("nic = \"e1000e\"", &format!("nic = \"e1000e\"\nmgmt_ip = \"{b}\""))
+    };
+    for (text, what) in [
+        ("10.77.0.1", "prefix length"),
+        ("10.77.0/24", "prefix length"),
+        ("10.77.0.256/24", "larger than 255"),
+        ("10.77.0.1/33", "larger than 32"),
+        ("10.77.0.x/24", "prefix length"),
+    ] {
+        let e = err(&set(text, "10.77.0.2/24"));
+        assert!(e.problem.contains("invalid management address") && e.problem.contains(what), "{text}: {e}");
+        assert_eq!(e.line, Some(10), "{text}: {e}");
+    }
+    for (a, b, key, what) in [
+        ("10.77.0.1/24", "10.77.0.1/24", "node[1].mgmt_ip", "already used by node[0]"),
+        ("10.77.0.1/24", "10.78.0.2/24", "node[1].mgmt_ip", "not in node[0]'s management subnet"),
+        ("10.77.0.1/24", "10.77.0.2/16", "node[1].mgmt_ip", "not in node[0]'s management subnet"),
+        ("10.77.0.0/24", "10.77.0.2/24", "node[0].mgmt_ip", "network or broadcast"),
+        ("10.77.0.1/24", "10.77.0.255/24", "node[1].mgmt_ip", "network or broadcast"),
+        ("127.0.0.2/8", "127.0.0.3/8", "node[0].mgmt_ip", "not a unicast"),
+        ("224.0.0.1/24", "224.0.0.2/24", "node[0].mgmt_ip", "not a unicast"),
+        ("10.77.0.1/31", "10.77.0.0/31", "node[0].mgmt_ip", "8..=30"),
+    ] {
+        let e = err(&set(a, b));
+        assert_eq!(e.key, key, "{a} {b}: {e}");
+        assert!(e.problem.contains(what), "{a} {b}: {e}");
+    }
+}
