@@ -43,6 +43,16 @@ enum Cmd {
         #[arg(long)]
         faults: Option<String>,
     },
+    /// Print the status of every node of a running cluster (started by
+    /// `cargo xtask run`), asked over the management plane.
+    Status {
+        /// The cluster's config (default: the only cluster running).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Seconds to wait for every node's answer.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// Run every host test, then the QEMU integration tests.
     Test {
         /// Only the host tests (no QEMU).
@@ -81,6 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Image { config, out } => image(config, out),
         Cmd::Run { config, nodes, timeout, faults } => run(config, nodes, timeout, faults),
+        Cmd::Status { config, timeout } => status(config, timeout),
         Cmd::Test { host_only, filter } => test(host_only, &filter),
         Cmd::Lint => lint(),
         Cmd::Bench { only } => bench(only.as_deref()),
@@ -122,6 +133,7 @@ fn run(config: PathBuf, nodes: Option<usize>, timeout: u64, faults: Option<Strin
     let mut options = ClusterOptions::new(config);
     options.nodes = nodes;
     options.echo = true;
+    options.publish_run_state = true;
     let mut cluster = Cluster::launch(&options)?;
     if let Some(spec) = &faults {
         for node in &cluster.nodes {
@@ -146,6 +158,36 @@ fn run(config: PathBuf, nodes: Option<usize>, timeout: u64, faults: Option<Strin
     }
     if failed {
         bail!("a node did not power off cleanly (see its console above)");
+    }
+    Ok(())
+}
+
+fn status(config: Option<PathBuf>, timeout: u64) -> Result<()> {
+    let name = match &config {
+        Some(path) => Some(images::load_config(&resolve_config(path))?.config.cluster.name),
+        None => None,
+    };
+    let state = xtask::runstate::find_running(name.as_deref())?;
+    let answers = xtask::status::query(&state, Duration::from_secs(timeout))?;
+    println!(
+        "cluster `{}`: {} node(s), run by pid {} ({})",
+        state.cluster,
+        state.nodes.len(),
+        state.pid,
+        state.config.display()
+    );
+    let mut silent = 0;
+    for answer in &answers {
+        match &answer.result {
+            Ok(report) => print!("{}", xtask::status::format_report(&answer.node, report)),
+            Err(why) => {
+                silent += 1;
+                println!("node {} ({}): {why}", answer.node.id, answer.node.mgmt_ip);
+            }
+        }
+    }
+    if silent > 0 {
+        bail!("{silent} of {} node(s) did not answer", answers.len());
     }
     Ok(())
 }
