@@ -21,6 +21,9 @@ pub fn spawn_requested(config: &ClusterConfig, node: u16) {
     if config.debug.wants("nic-ping") {
         nic_ping::spawn(config, node, here);
     }
+    if config.debug.wants("mgmt-direct") {
+        crate::mgmt::spawn_direct(config, node, here);
+    }
     crate::hv::selftest::spawn_requested(config, here);
     if config.debug.wants("service-panic") {
         exec::spawn_on(exec::core_index(), ServiceSpec { name: "selftest-panic", entry: panicking_service, arg: 0 });

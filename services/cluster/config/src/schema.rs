@@ -160,6 +160,7 @@ pub const KNOWN_SELFTESTS: &[&str] = &[
     "ipc",
     "ipc-bench",
     "nic-ping",
+    "mgmt-direct",
     "svm-guest",
     "svm-guest-triple-fault",
 ];
