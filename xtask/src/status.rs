@@ -183,8 +183,8 @@ pub fn format_report(node: &RunNode, report: &StatusReport) -> String {
     let t = &report.transport;
     let _ = writeln!(
         out,
-        "  transport: messages sent {} delivered {} ({} bytes), frames sent {} accepted {}, retransmitted {}, sessions {}, peer restarts {}",
-        t.messages_sent, t.messages_delivered, t.bytes_delivered, t.frames_sent, t.frames_accepted, t.retransmitted,
+        "  transport: messages sent {} delivered {} ({} bytes), frames sent {} accepted {} duplicate {}, retransmitted {}, sessions {}, peer restarts {}",
+        t.messages_sent, t.messages_delivered, t.bytes_delivered, t.frames_sent, t.frames_accepted, t.duplicates, t.retransmitted,
         t.sessions_established, t.peer_restarts
     );
     let drops: Vec<String> = report.drops.named().iter().map(|(name, v)| format!("{name} {v}")).collect();

@@ -473,3 +473,23 @@ fn a_remote_host_port_serves_a_socket_bound_after_the_switch_started() {
     assert_eq!(&buf[..len], frame(mac(9), mac(1), b"reply").as_slice());
     handle.shutdown();
 }
+
+#[test]
+fn a_port_without_learning_cannot_steal_an_address() {
+    let (handle, [a, b, spoofer]) = three_hosts();
+    handle.set_learning(spoofer.port(), false).unwrap();
+    // A and B are learned.
+    a.send(&frame(mac(2), mac(1), b"a to b")).unwrap();
+    assert_eq!(recv(&b), frame(mac(2), mac(1), b"a to b"));
+    assert_eq!(recv(&spoofer), frame(mac(2), mac(1), b"a to b"));
+    b.send(&frame(mac(1), mac(2), b"b to a")).unwrap();
+    assert_eq!(recv(&a), frame(mac(1), mac(2), b"b to a"));
+    // The spoofer sends as A; B still gets it, but A keeps its entry.
+    spoofer.send(&frame(mac(2), mac(1), b"forged")).unwrap();
+    assert_eq!(recv(&b), frame(mac(2), mac(1), b"forged"));
+    assert!(handle.mac_table().contains(&(mac(1), a.port())), "{:?}", handle.mac_table());
+    b.send(&frame(mac(1), mac(2), b"still to a")).unwrap();
+    assert_eq!(recv(&a), frame(mac(1), mac(2), b"still to a"));
+    assert_nothing_before_marker(&b, mac(2), &[&spoofer]);
+    handle.shutdown();
+}

@@ -5,8 +5,8 @@
 //!   state and last contact, per-peer link counters, drop counters by reason).
 //! - [`codec`]: the versioned request/response encoding on UDP port
 //!   [`MGMT_UDP_PORT`] (a fixed 12-byte query; a postcard-encoded reply,
-//!   paged so it always fits one unfragmented datagram). `docs/transport.md`
-//!   ("Management plane") is the specification.
+//!   paged so it always fits one unfragmented datagram). `docs/management.md` is
+//!   the specification.
 //! - [`endpoint`]: a smoltcp interface (Ethernet, ARP, IPv4, UDP) over any
 //!   [`FrameLink`], answering status queries. The firmware feeds it the frames
 //!   the `nic` service does not give to the transport.

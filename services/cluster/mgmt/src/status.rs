@@ -96,6 +96,9 @@ pub struct TransportTotals {
     pub bytes_delivered: u64,
     pub frames_sent: u64,
     pub frames_accepted: u64,
+    /// Authentic frames of a current session that brought nothing new
+    /// (duplicates, replays of frames already received): not delivered.
+    pub duplicates: u64,
     pub retransmitted: u64,
     pub sessions_established: u64,
     pub peer_restarts: u64,
