@@ -14,6 +14,7 @@ extern crate alloc;
 mod acpi;
 mod arch;
 mod exec;
+mod fabric;
 mod handoff;
 mod heap;
 mod hv;
@@ -74,6 +75,7 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
         boot.usable_memory_bytes() >> 20
     );
     exec::configure(&cluster);
+    fabric::spawn_requested(&cluster, node.node, exec::core_index());
     selftest::spawn_requested(&cluster, node.node);
     exec::run_until_idle();
     match cluster.cluster.poweroff {

@@ -1,33 +1,33 @@
 //! The management plane service (`mgmt`): `sinter-mgmt`'s smoltcp endpoint
 //! on the node's management address (`[[node]] mgmt_ip`), answering ARP and
-//! status queries on UDP port 7700 (`cargo xtask status`).
+//! status queries on UDP port 7700 (`cargo xtask status`,
+//! `docs/management.md`).
 //!
-//! It is a thin shell: frames come from a [`FrameLink`] (the `nic`
-//! service's management port, or the NIC itself for the `mgmt-direct`
-//! self-test), time from the TSC, and the status from whatever the node
-//! knows. Everything that arrives is input from the network: the endpoint
-//! counts what it cannot use and never panics on it.
+//! It is a thin shell, started with the fabric: frames come from the `nic`
+//! service's management port (every EtherType but the transport's), time
+//! from the TSC, and the status from the `cluster` service's snapshot
+//! ([`crate::fabric::status`]). Everything that arrives is input from the
+//! network: the endpoint counts what it cannot use and never panics on it.
 
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use sinter_config::ClusterConfig;
-use sinter_mgmt::{FrameLink, Ipv4Cidr, MemberState, MemberStatus, MgmtEndpoint, StatusReport};
+use sinter_membership::PeerState;
+use sinter_mgmt::{
+    DropCounters, FrameLink, Ipv4Cidr, LinkStats, MemberState, MemberStatus, MgmtEndpoint, StatusReport,
+    TransportTotals,
+};
+use sinter_transport_protocol::{PeerStats, Stats};
 use spin::Mutex;
 
-use crate::arch::time;
 use crate::exec::{self, ServiceSpec};
+use crate::fabric::now_ns;
+use crate::fabric::port::{attach_management, FramePort};
+use crate::fabric::status::{self, ClusterStatus};
 use crate::kprintln;
-use crate::nic::{self, FrameNic, Nic};
 
-/// Frames the direct link buffers between polls; more are dropped.
-const DIRECT_QUEUE: usize = 32;
-
-/// Milliseconds since reset (the calibrated TSC).
-pub fn now_ms() -> u64 {
-    sinter_kerncore::clock::ticks_to_ns(time::rdtsc(), time::tsc_hz()) / 1_000_000
-}
+const MS: u64 = 1_000_000;
 
 /// What the service needs from the config.
 struct Plan {
@@ -36,72 +36,93 @@ struct Plan {
     members: Vec<u16>,
     mac: [u8; 6],
     ip: Ipv4Cidr,
-    nic: sinter_config::NicModel,
 }
 
 static PLAN: Mutex<Option<Plan>> = Mutex::new(None);
 
-fn plan(config: &ClusterConfig, node: u16) -> Option<Plan> {
-    let me = config.node(node)?;
+/// Starts the `mgmt` service on `core` (after the fabric's `nic` service
+/// was spawned, so the management port can be attached).
+pub fn spawn(config: &ClusterConfig, node: u16, core: usize) {
+    let Some(me) = config.node(node) else { return };
     let ip = me.mgmt_ip();
-    Some(Plan {
+    *PLAN.lock() = Some(Plan {
         node,
         cluster: config.cluster.name.clone(),
         members: config.nodes.iter().map(|n| n.id).collect(),
         mac: me.mac.0,
         ip: Ipv4Cidr::new(ip.addr, ip.prefix),
-        nic: me.nic,
-    })
+    });
+    exec::spawn_on(core, ServiceSpec { name: "mgmt", entry: service, arg: 0 });
 }
 
-/// The `mgmt-direct` self-test: the management endpoint owns the NIC
-/// itself (no fabric), so the host-to-node path is tested on its own.
-pub fn spawn_direct(config: &ClusterConfig, node: u16, core: usize) {
-    *PLAN.lock() = plan(config, node);
-    exec::spawn_on(core, ServiceSpec { name: "mgmt", entry: direct_service, arg: 0 });
-}
+/// The management frame port as a [`FrameLink`].
+struct PortLink(FramePort);
 
-/// The NIC as a [`FrameLink`] (every frame, whatever its EtherType).
-struct DirectLink {
-    nic: Nic,
-    queue: VecDeque<Vec<u8>>,
-    dropped: u64,
-}
-
-impl FrameLink for DirectLink {
+impl FrameLink for PortLink {
     fn transmit(&mut self, frame: &[u8]) -> bool {
-        self.nic.transmit(frame).is_ok()
+        self.0.transmit(frame.len(), |buf| buf.copy_from_slice(frame)).is_ok()
     }
 
     fn receive(&mut self, buf: &mut [u8]) -> Option<usize> {
-        if self.queue.is_empty() {
-            let (queue, dropped) = (&mut self.queue, &mut self.dropped);
-            self.nic.receive(&mut |frame| {
-                if queue.len() < DIRECT_QUEUE {
-                    queue.push_back(frame.to_vec());
-                } else {
-                    *dropped += 1;
-                }
-            });
-        }
         loop {
-            let frame = self.queue.pop_front()?;
-            if let Some(dst) = buf.get_mut(..frame.len()) {
-                dst.copy_from_slice(&frame);
-                return Some(frame.len());
+            let mut got = None;
+            if !self.0.receive(|frame| {
+                if let Some(dst) = buf.get_mut(..frame.len()) {
+                    dst.copy_from_slice(frame);
+                    got = Some(frame.len());
+                }
+            }) {
+                return None;
+            }
+            // A frame longer than `buf` (none is: both are 1514) is skipped.
+            if got.is_some() {
+                return got;
             }
         }
     }
 }
 
-/// The status of a node without the fabric: who it is and how long it has
-/// been up; every peer is `unknown`.
-fn standalone_status(plan: &Plan) -> StatusReport {
-    StatusReport {
+fn service(_arg: usize, generation: u32) {
+    let Some(plan) = PLAN.lock().take() else {
+        kprintln!("mgmt: generation {generation} has no plan; no management endpoint");
+        return;
+    };
+    let Some(port) = attach_management() else {
+        kprintln!("mgmt: the nic service offers no management port; no management endpoint");
+        return;
+    };
+    let mut link = PortLink(port);
+    let mut endpoint = MgmtEndpoint::new(&mut link, plan.mac, plan.ip, now_ns() / MS);
+    let [a, b, c, d] = plan.ip.addr;
+    kprintln!(
+        "mgmt: node {} answers status queries at {a}.{b}.{c}.{d}/{} udp {}",
+        plan.node,
+        plan.ip.prefix,
+        sinter_mgmt::MGMT_UDP_PORT
+    );
+    let mut answered = 0;
+    loop {
+        endpoint.poll(now_ns() / MS, &mut link, &mut || report(&plan, status::snapshot(), now_ns()));
+        let counters = endpoint.counters();
+        if counters.queries_answered != answered {
+            answered = counters.queries_answered;
+            defmt::debug!("mgmt: {=u64} status queries answered", answered);
+        }
+        exec::yield_now();
+    }
+}
+
+/// The status report from the cluster service's snapshot (before its first
+/// snapshot: who the node is, every peer `unknown`).
+fn report(plan: &Plan, snapshot: Option<ClusterStatus>, now: u64) -> StatusReport {
+    let mut report = StatusReport {
         node_id: plan.node,
         cluster: plan.cluster.clone(),
-        uptime_ms: now_ms(),
-        members: plan
+        uptime_ms: now / MS,
+        ..StatusReport::default()
+    };
+    let Some(status) = snapshot else {
+        report.members = plan
             .members
             .iter()
             .map(|&node| MemberStatus {
@@ -111,40 +132,71 @@ fn standalone_status(plan: &Plan) -> StatusReport {
                 epoch: None,
                 link: None,
             })
-            .collect(),
-        ..StatusReport::default()
+            .collect();
+        return report;
+    };
+    report.boot_epoch = status.epoch;
+    report.formed = status.formed;
+    let ago = |at: u64| Some(now.saturating_sub(at) / MS);
+    report.members = status
+        .members
+        .iter()
+        .map(|m| {
+            let (state, last_contact_ms_ago, epoch) = match m.state {
+                None => (MemberState::Local, None, Some(status.epoch)),
+                Some(PeerState::Unknown) => (MemberState::Unknown, None, None),
+                Some(PeerState::Alive { epoch, last_contact }) => (MemberState::Alive, ago(last_contact), Some(epoch)),
+                Some(PeerState::Dead { last_contact }) => (MemberState::Dead, ago(last_contact), None),
+            };
+            let link = if m.state.is_some() { Some(link_stats(m.link)) } else { None };
+            MemberStatus { node: m.id, state, last_contact_ms_ago, epoch, link }
+        })
+        .collect();
+    report.transport = totals(&status.transport);
+    report.drops = drops(&status.transport);
+    report
+}
+
+fn link_stats(peer: Option<PeerStats>) -> LinkStats {
+    let Some(p) = peer else { return LinkStats::default() };
+    LinkStats {
+        frames_sent: p.counts.frames_sent,
+        bytes_sent: p.counts.bytes_sent,
+        frames_received: p.counts.frames_received,
+        bytes_received: p.counts.bytes_received,
+        retransmits: p.counts.retransmits,
+        messages_delivered: p.counts.messages_delivered,
+        srtt_us: p.srtt_ns.map(|ns| ns / 1000),
+        rttvar_us: p.rttvar_ns / 1000,
+        rto_us: p.rto_ns / 1000,
+        in_flight: p.in_flight,
     }
 }
 
-fn direct_service(_arg: usize, _generation: u32) {
-    let Some(plan) = PLAN.lock().take() else { return };
-    let nic = match nic::open(plan.nic, plan.mac) {
-        Ok(nic) => nic,
-        Err(why) => {
-            kprintln!("mgmt: FAILED: NIC not usable: {why:?}");
-            return;
-        }
-    };
-    let mut link = DirectLink { nic, queue: VecDeque::new(), dropped: 0 };
-    let mut endpoint = MgmtEndpoint::new(&mut link, plan.mac, plan.ip, now_ms());
-    kprintln!(
-        "mgmt: node {} answers status queries at {}.{}.{}.{}/{} udp {}",
-        plan.node,
-        plan.ip.addr[0],
-        plan.ip.addr[1],
-        plan.ip.addr[2],
-        plan.ip.addr[3],
-        plan.ip.prefix,
-        sinter_mgmt::MGMT_UDP_PORT
-    );
-    let mut answered = 0;
-    loop {
-        endpoint.poll(now_ms(), &mut link, &mut || standalone_status(&plan));
-        let counters = endpoint.counters();
-        if counters.queries_answered != answered {
-            answered = counters.queries_answered;
-            defmt::info!("mgmt: {=u64} status queries answered", answered);
-        }
-        exec::yield_now();
+fn totals(t: &Stats) -> TransportTotals {
+    TransportTotals {
+        messages_sent: t.messages_sent,
+        messages_delivered: t.messages_delivered,
+        bytes_delivered: t.bytes_delivered,
+        frames_sent: t.frames_sent,
+        frames_accepted: t.frames_accepted,
+        duplicates: t.dup_suppressed,
+        retransmitted: t.retransmitted,
+        sessions_established: t.sessions_established,
+        peer_restarts: t.peer_restarts,
+    }
+}
+
+fn drops(t: &Stats) -> DropCounters {
+    DropCounters {
+        malformed: t.dropped_malformed,
+        wrong_cluster: t.dropped_wrong_cluster,
+        non_member: t.dropped_non_member,
+        misdirected: t.dropped_misdirected,
+        bad_mac: t.dropped_bad_mac,
+        replay: t.dropped_replay,
+        no_session: t.dropped_no_session,
+        out_of_window: t.dropped_out_of_window,
+        incompatible: t.dropped_incompatible,
     }
 }

@@ -50,7 +50,7 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Seconds to wait for every node's answer.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
     /// Run every host test, then the QEMU integration tests.

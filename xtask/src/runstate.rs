@@ -141,6 +141,10 @@ impl RunState {
             std::fs::read_to_string(path).ok().and_then(|t| RunState::parse(&t).ok()).is_some_and(|s| s.pid == pid);
         if ours {
             let _ = std::fs::remove_file(path);
+            // The cluster's folder too, unless something else is in it.
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
 
@@ -169,6 +173,7 @@ pub fn find_running(name: Option<&str>) -> Result<RunState> {
         } else {
             // Left behind by a run that was killed: not running.
             let _ = std::fs::remove_file(&path);
+            let _ = path.parent().map(std::fs::remove_dir);
         }
     }
     match (live.len(), name) {

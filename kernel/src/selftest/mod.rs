@@ -4,6 +4,7 @@
 
 mod ipc;
 mod nic_ping;
+mod transport_soak;
 
 use sinter_config::ClusterConfig;
 
@@ -21,8 +22,8 @@ pub fn spawn_requested(config: &ClusterConfig, node: u16) {
     if config.debug.wants("nic-ping") {
         nic_ping::spawn(config, node, here);
     }
-    if config.debug.wants("mgmt-direct") {
-        crate::mgmt::spawn_direct(config, node, here);
+    if config.debug.wants("transport-soak") {
+        transport_soak::spawn(config, node, here);
     }
     crate::hv::selftest::spawn_requested(config, here);
     if config.debug.wants("service-panic") {

@@ -27,6 +27,7 @@ fn shipped_configs_parse() {
     for (name, text) in [
         ("qemu-1node", include_str!("../../../../hw-configs/qemu-1node.toml")),
         ("qemu-2node", include_str!("../../../../hw-configs/qemu-2node.toml")),
+        ("qemu-3node", include_str!("../../../../hw-configs/qemu-3node.toml")),
         ("qemu-4node", include_str!("../../../../hw-configs/qemu-4node.toml")),
         ("example", include_str!("../../../../hw-configs/example-2socket-server.toml")),
     ] {
@@ -254,4 +255,19 @@ fn bad_mgmt_ips_are_named() {
         assert_eq!(e.key, key, "{a} {b}: {e}");
         assert!(e.problem.contains(what), "{a} {b}: {e}");
     }
+}
+
+#[test]
+fn fabric_switch_and_the_selftests_that_need_it() {
+    assert!(!parse_cluster(GOOD).unwrap().cluster.fabric);
+    let on = GOOD.replace("[cluster]\n", "[cluster]\nfabric = true\n");
+    assert!(parse_cluster(&on).unwrap().cluster.fabric);
+    let soak =
+        |text: &str| text.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"transport-soak\"]\n\n[[node]]\nid = 0");
+    assert!(parse_cluster(&soak(&on)).unwrap().debug.wants("transport-soak"));
+    let e = err(&soak(GOOD));
+    assert_eq!(e.key, "debug.selftests");
+    assert!(e.problem.contains("cluster.fabric = true"), "{e}");
+    let ping = on.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"nic-ping\"]\n\n[[node]]\nid = 0");
+    assert!(err(&ping).problem.contains("cluster.fabric = false"));
 }

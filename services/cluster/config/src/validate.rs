@@ -154,6 +154,18 @@ impl ClusterConfig {
                 ));
             }
         }
+        if self.debug.wants("transport-soak") && !self.cluster.fabric {
+            return Err(ConfigError::new(
+                "debug.selftests",
+                "`transport-soak` runs over the cluster fabric: set `cluster.fabric = true`",
+            ));
+        }
+        if self.debug.wants("nic-ping") && self.cluster.fabric {
+            return Err(ConfigError::new(
+                "debug.selftests",
+                "`nic-ping` drives the NIC itself, which the fabric's `nic` service owns: set `cluster.fabric = false`",
+            ));
+        }
         for (name, policy) in &self.services {
             if name.is_empty() || name.len() > 24 || !name.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
                 return Err(ConfigError::new(format!("service.{name}"), "service names are 1-24 of a-z and `-`"));

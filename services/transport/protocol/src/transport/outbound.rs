@@ -18,6 +18,23 @@ impl Transport {
         }
     }
 
+    /// Hands the next waiting frame to `sink` (a view, as in
+    /// [`drain_frames`](Self::drain_frames)); false if none was waiting. For
+    /// a driver that can take only so many frames at a time.
+    pub fn pop_frame_with(&mut self, mut sink: impl FnMut(&[u8])) -> bool {
+        while let Some(frame) = self.out.pop_front() {
+            let mut emitted = false;
+            self.emit(frame, &mut |bytes| {
+                emitted = true;
+                sink(bytes);
+            });
+            if emitted {
+                return true;
+            }
+        }
+        false
+    }
+
     /// The next frame for the driver, as an owned buffer.
     pub fn pop_frame(&mut self) -> Option<Vec<u8>> {
         while let Some(frame) = self.out.pop_front() {
