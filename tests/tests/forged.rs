@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use sinter_mgmt::{MemberState, StatusReport};
 use sinter_switch::pcap::read_frames;
-use sinter_system_tests::fabric::{ask, fabric_config, formed_cluster};
+use sinter_system_tests::fabric::{ask, fabric_config, formed_cluster, settled};
 use sinter_transport_protocol::wire::{self, EthernetHeader, FrameHeader, FrameKind, PAYLOAD_OFFSET, TAG_LEN};
 use xtask::runstate::RunState;
 use zerocopy::byteorder::network_endian::{U16, U32, U64};
@@ -104,6 +104,8 @@ fn forged_replayed_and_malformed_frames_are_refused_and_counted_by_kind() {
     let state = cluster.run_state.as_ref().expect("run state published").0.clone();
     let host = &cluster.host_ports[0];
     cluster.switch.set_learning(host.port(), false).expect("learning off");
+    settled(&state, 0);
+    settled(&state, 1);
     let genuine = capture_genuine(&cluster);
     let template = &genuine[genuine.len() - 1];
     let max_seq = genuine.iter().map(|g| g.header.seq.get()).max().unwrap_or(1);
