@@ -65,7 +65,7 @@ enum Cmd {
     Lint,
     /// Benchmarks, each reported as a ratio to a baseline from the same run.
     Bench {
-        /// Only this benchmark: `ipc` or `coherence`.
+        /// Only this benchmark: `ipc`, `coherence` or `nic`.
         #[arg(long)]
         only: Option<String>,
     },
@@ -256,8 +256,8 @@ fn lint() -> Result<()> {
 
 fn bench(only: Option<&str>) -> Result<()> {
     let wanted = |name: &str| only.is_none_or(|o| o == name);
-    if let Some(name) = only.filter(|o| !["ipc", "coherence"].contains(o)) {
-        bail!("--only {name}: known benchmarks are `ipc` and `coherence`");
+    if let Some(name) = only.filter(|o| !["ipc", "coherence", "nic"].contains(o)) {
+        bail!("--only {name}: known benchmarks are `ipc`, `coherence` and `nic`");
     }
     if wanted("coherence") {
         step("coherence protocol benchmarks", cargo().args(["bench", "-p", "sinter-coherence-protocol"]))?;
@@ -279,6 +279,44 @@ fn bench(only: Option<&str>) -> Result<()> {
             figures.same_core.0,
             figures.same_core.1,
             figures.same_ratio()
+        );
+    }
+    if wanted("nic") {
+        nic_bench()?;
+    }
+    Ok(())
+}
+
+fn nic_bench() -> Result<()> {
+    eprintln!(
+        "xtask: raw frames vs 4 KiB transport messages, 2 nodes through the switch, per NIC model, 0% and 1% loss"
+    );
+    let mut all = Vec::new();
+    for model in ["virtio-net", "e1000e"] {
+        for loss in [0u8, 1] {
+            eprintln!("xtask: nic bench: {model}, {loss}% loss");
+            all.push(xtask::bench::nic_bench(model, loss)?);
+        }
+    }
+    println!("| NIC | loss | raw 4 KiB-equiv. RTT median (µs) | 4 KiB message RTT median (µs) | RTT ratio message ÷ raw | raw 1400 B frames/s (received/sent) | 4 KiB messages/s | messages/s ÷ raw frames/s | payload rate ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for f in &all {
+        println!(
+            "| {} | {}% | {:.0} (p99 {:.0}, {} resends) | {:.0} (p99 {:.0}) | {:.2} | {} ({}/{}) | {} | {:.3} | {:.2} |",
+            f.model,
+            f.loss_percent,
+            f.us(f.raw_rtt.0),
+            f.us(f.raw_rtt.1),
+            f.raw_resends,
+            f.us(f.msg_rtt.0),
+            f.us(f.msg_rtt.1),
+            f.rtt_ratio(),
+            f.raw_frames_per_s,
+            f.raw_received,
+            f.raw_sent,
+            f.msg_per_s,
+            f.msg_per_s as f64 / f.raw_frames_per_s.max(1) as f64,
+            f.goodput_ratio()
         );
     }
     Ok(())

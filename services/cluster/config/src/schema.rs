@@ -167,6 +167,7 @@ pub const KNOWN_SELFTESTS: &[&str] = &[
     "ipc-bench",
     "nic-ping",
     "transport-soak",
+    "nic-bench",
     "svm-guest",
     "svm-guest-triple-fault",
 ];

@@ -271,3 +271,14 @@ fn fabric_switch_and_the_selftests_that_need_it() {
     let ping = on.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"nic-ping\"]\n\n[[node]]\nid = 0");
     assert!(err(&ping).problem.contains("cluster.fabric = false"));
 }
+
+#[test]
+fn nic_bench_needs_the_fabric() {
+    let bench = GOOD.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"nic-bench\"]\n\n[[node]]\nid = 0");
+    assert!(bench.contains("nic-bench"));
+    let e = err(&bench);
+    assert_eq!(e.key, "debug.selftests");
+    assert!(e.problem.contains("cluster.fabric = true"), "{e}");
+    let on = bench.replace("[cluster]\n", "[cluster]\nfabric = true\n");
+    assert!(parse_cluster(&on).is_ok());
+}

@@ -160,6 +160,12 @@ impl ClusterConfig {
                 "`transport-soak` runs over the cluster fabric: set `cluster.fabric = true`",
             ));
         }
+        if self.debug.wants("nic-bench") && !self.cluster.fabric {
+            return Err(ConfigError::new(
+                "debug.selftests",
+                "`nic-bench` compares raw frames with transport messages through the fabric: set `cluster.fabric = true`",
+            ));
+        }
         if self.debug.wants("nic-ping") && self.cluster.fabric {
             return Err(ConfigError::new(
                 "debug.selftests",
