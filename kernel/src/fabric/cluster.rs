@@ -45,6 +45,7 @@ pub fn spawn(config: &ClusterConfig, node: u16, core: usize) {
         failure_timeout_ns: u64::from(config.cluster.failure_timeout_ms) * MS,
     };
     *PLAN.lock() = Some(Plan { local: node, members: config.nodes.iter().map(|n| n.id).collect(), timing });
+    super::query::set_cluster_core(core);
     exec::spawn_on(core, ServiceSpec { name: "cluster", entry: service, arg: 0 });
 }
 
@@ -86,6 +87,7 @@ fn service(_arg: usize, generation: u32) {
     let mut actions = Vec::new();
     membership.start(now_ns(), &mut actions);
     let (mut status_at, mut logged_at) = (0u64, now_ns());
+    let mut queries = Vec::new();
     loop {
         let now = now_ns();
         client.poll(&mut |event| match event {
@@ -114,6 +116,7 @@ fn service(_arg: usize, generation: u32) {
                 kprintln!("cluster: status: {status}");
             }
         }
+        super::query::answer_queries(&mut queries, status::CLUSTER_STATUS.lock().as_ref());
         if now.saturating_sub(logged_at) >= COUNTERS_LOG_NS {
             logged_at = now;
             log_counters(&counters);

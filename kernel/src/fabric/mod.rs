@@ -16,8 +16,9 @@
 //!   the TSC clock, and serves local users over [`transport::TransportClient`]
 //!   rings: send to a peer, receive deliveries and session events.
 //! - [`cluster`] runs `sinter-membership` over the transport, prints when
-//!   the cluster forms and when a node is lost, and publishes a
-//!   [`status::ClusterStatus`] snapshot.
+//!   the cluster forms and when a node is lost, publishes a
+//!   [`status::ClusterStatus`] snapshot and answers status queries over
+//!   IPC ([`query`]).
 //!
 //! All three run on the boot core and poll (the drivers have no interrupts
 //! yet); everything they exchange goes through `sinter-ipc` rings and one
@@ -27,6 +28,7 @@
 pub mod cluster;
 pub mod nic;
 pub mod port;
+pub mod query;
 pub mod status;
 pub mod transport;
 
@@ -43,6 +45,7 @@ use crate::{kprintln, memory};
 pub const NIC: ServiceId = ServiceId(0x10);
 pub const TRANSPORT: ServiceId = ServiceId(0x11);
 pub const MANAGEMENT: ServiceId = ServiceId(0x12);
+pub const CLUSTER: ServiceId = ServiceId(0x13);
 /// Transport clients get `CLIENT_BASE + port`.
 pub const CLIENT_BASE: u16 = 0x20;
 

@@ -103,19 +103,38 @@ fn service(_arg: usize, generation: u32) {
         management: None,
         pending_tx: VecDeque::new(),
     };
+    let mut idle_rounds = 0u32;
     loop {
         if let Some(end) = port::take_management_end() {
             kprintln!("nic: management port attached");
             nic.management = Some(end);
         }
-        nic.receive();
-        nic.serve_users();
+        let busy = nic.receive() + nic.serve_users() + nic.pending_tx.len();
+        idle_rounds = if busy == 0 { idle_rounds.saturating_add(1) } else { 0 };
+        if idle_rounds >= IDLE_ROUNDS {
+            rest_until_tick();
+        }
         exec::yield_now();
     }
 }
 
+/// Rounds without a frame after which the nic lets the core rest.
+const IDLE_ROUNDS: u32 = 1000;
+
+/// Halts this core until its next interrupt (the 100 Hz timer at the
+/// latest, or a wake-up IPI). The drivers have no interrupts yet, so an
+/// idle fabric would otherwise spin a core for ever; a frame that arrives
+/// meanwhile waits at most one timer tick (10 ms), and only after
+/// [`IDLE_ROUNDS`] rounds without any traffic.
+fn rest_until_tick() {
+    if x86_64::instructions::interrupts::are_enabled() {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
 impl Nic {
-    fn receive(&mut self) {
+    /// Frames received this round.
+    fn receive(&mut self) -> usize {
         let Self { driver, spares, transport, management, .. } = self;
         driver.receive_into(&mut |rx: &mut Received<'_>| {
             NicCounters::count(&NIC_COUNTERS.rx_frames);
@@ -144,14 +163,17 @@ impl Nic {
                     NicCounters::count(&NIC_COUNTERS.grant_errors);
                 }
             }
-        });
+        })
     }
 
-    fn serve_users(&mut self) {
+    /// Messages from users handled this round.
+    fn serve_users(&mut self) -> usize {
         self.flush_pending();
+        let mut handled = 0;
         let Self { driver, spares, transport, management, pending_tx } = self;
         for end in core::iter::once(transport).chain(management.as_mut()) {
             while let Some(msg) = end.from_user.try_recv() {
+                handled += 1;
                 match msg.kind {
                     RETURNED => match GRANTS.reclaim(msg.grant, NIC) {
                         Ok(lease) => {
@@ -182,6 +204,7 @@ impl Nic {
                 }
             }
         }
+        handled
     }
 
     /// Sends what waited for room in the device, oldest first.

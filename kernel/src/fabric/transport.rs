@@ -19,10 +19,16 @@
 //! with an unknown port is counted `undeliverable` and dropped. While a
 //! user holds [`DELIVERY_CREDIT`] deliveries, the service stops taking
 //! messages out of the `Transport`, whose receive window then closes, so a
-//! slow user slows its senders instead of losing messages. Users other
+//! slow user slows its senders instead of losing messages. Sends that
+//! meet backpressure wait in order per peer (a full peer holds back only
+//! its own messages; returned deliveries are always taken); users other
 //! than the cluster service may fill a peer's send buffer only up to
-//! [`BULK_LIMIT`] frames, which keeps room for heartbeats.
+//! [`BULK_LIMIT`] frames, which keeps room for heartbeats. The cluster
+//! service's sends are dropped instead of waiting when a peer's buffer is
+//! full (`STATUS_DROPPED`): heartbeats to a node that is down must not
+//! pile up.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -98,6 +104,8 @@ pub const STATUS_OK: u16 = 0;
 pub const STATUS_TOO_LARGE: u16 = 1;
 pub const STATUS_UNKNOWN_PEER: u16 = 2;
 pub const STATUS_BAD_GRANT: u16 = 3;
+/// Dropped at backpressure (clients that asked for it: the cluster service).
+pub const STATUS_DROPPED: u16 = 4;
 
 type MsgTx = Sender<'static, UserMsg, CLIENT_RING, ExecutorNotify>;
 type MsgRx = Receiver<'static, UserMsg, CLIENT_RING>;
@@ -215,8 +223,12 @@ struct ClientEnd {
     rx: MsgRx,
     /// Deliveries lent and not yet returned.
     lent: usize,
-    /// A send the transport could not take yet (backpressure).
-    pending: Option<(Grant<'static>, UserMsg)>,
+    /// Sends taken from the ring that the transport could not take yet
+    /// (backpressure), oldest first; at most the client's frames.
+    waiting: VecDeque<(Grant<'static>, UserMsg)>,
+    /// Drop a send that meets backpressure instead of holding it
+    /// (periodic traffic such as heartbeats, which must never pile up).
+    drop_on_backpressure: bool,
 }
 
 static NEW_CLIENTS: Mutex<Vec<ClientEnd>> = Mutex::new(Vec::new());
@@ -237,7 +249,15 @@ pub fn attach(port: u8) -> Option<TransportClient> {
     let up: &'static SpscRing<UserMsg, CLIENT_RING> = alloc::boxed::Box::leak(alloc::boxed::Box::new(SpscRing::new()));
     let (to_transport, service_rx) = up.split(ExecutorNotify, WakeTarget::Core(CoreId(core as u32))).ok()?;
     let (service_tx, from_transport) = down.split(ExecutorNotify, WakeTarget::Core(CoreId(here as u32))).ok()?;
-    NEW_CLIENTS.lock().push(ClientEnd { port, user, tx: service_tx, rx: service_rx, lent: 0, pending: None });
+    NEW_CLIENTS.lock().push(ClientEnd {
+        port,
+        user,
+        tx: service_tx,
+        rx: service_rx,
+        lent: 0,
+        waiting: VecDeque::new(),
+        drop_on_backpressure: port == PORT_CLUSTER,
+    });
     CLIENTS_WAITING.store(true, Ordering::Release);
     Some(TransportClient {
         me: user,
@@ -385,44 +405,52 @@ impl Service {
     fn serve_clients(&mut self, now: u64) {
         let Self { t, clients, deliveries, .. } = self;
         for c in clients.iter_mut() {
-            loop {
-                let (grant, msg) = match c.pending.take() {
-                    Some(pending) => pending,
-                    None => {
-                        let Some(msg) = c.rx.try_recv() else { break };
-                        match msg.kind {
-                            RETURNED => {
-                                if let Ok(lease) = GRANTS.reclaim(msg.grant, TRANSPORT) {
-                                    deliveries.push(lease);
-                                    c.lent = c.lent.saturating_sub(1);
-                                }
-                                continue;
-                            }
-                            SEND => match GRANTS.accept(msg.grant, TRANSPORT) {
-                                Ok(grant) => (grant, msg),
-                                Err(_) => {
-                                    send_reliably(&mut c.tx, UserMsg { kind: SENT, status: STATUS_BAD_GRANT, ..msg });
-                                    continue;
-                                }
-                            },
-                            _ => continue,
+            // Always read the whole ring: returned deliveries must come back
+            // even while sends wait, or a client holding its credit could
+            // stall its own receive path (and, through the closed receive
+            // window, its peers' sends to us).
+            while let Some(msg) = c.rx.try_recv() {
+                match msg.kind {
+                    RETURNED => {
+                        if let Ok(lease) = GRANTS.reclaim(msg.grant, TRANSPORT) {
+                            deliveries.push(lease);
+                            c.lent = c.lent.saturating_sub(1);
                         }
                     }
-                };
+                    SEND => match GRANTS.accept(msg.grant, TRANSPORT) {
+                        Ok(grant) => c.waiting.push_back((grant, msg)),
+                        Err(_) => send_reliably(&mut c.tx, UserMsg { kind: SENT, status: STATUS_BAD_GRANT, ..msg }),
+                    },
+                    _ => {}
+                }
+            }
+            // Send what the transport takes, in order per peer; a peer
+            // that pushes back holds only its own later messages.
+            let mut blocked: Vec<u16> = Vec::new();
+            let mut index = 0;
+            while index < c.waiting.len() {
+                let peer = c.waiting[index].1.peer;
+                if blocked.contains(&peer) {
+                    index += 1;
+                    continue;
+                }
+                let (grant, msg) = &c.waiting[index];
                 let len = (msg.len as usize).min(FRAME_SIZE);
-                let peer = NodeId(msg.peer);
-                if c.port != PORT_CLUSTER && !room_for_bulk(t, peer, len) {
-                    c.pending = Some((grant, msg));
-                    break;
+                let result = if !c.drop_on_backpressure && !room_for_bulk(t, NodeId(peer), len) {
+                    Err(SendError::Backpressure)
+                } else {
+                    t.send(NodeId(peer), &grant.bytes(&DirectMap)[..len], now)
+                };
+                if result == Err(SendError::Backpressure) && !c.drop_on_backpressure {
+                    blocked.push(peer);
+                    index += 1;
+                    continue;
                 }
-                let result = t.send(peer, &grant.bytes(&DirectMap)[..len], now);
-                if let Err(SendError::Backpressure) = result {
-                    c.pending = Some((grant, msg));
-                    break;
-                }
+                let Some((grant, msg)) = c.waiting.remove(index) else { break };
                 grant.release();
                 let (status, id) = match result {
                     Ok(id) => (STATUS_OK, id.0),
+                    Err(SendError::Backpressure) => (STATUS_DROPPED, 0),
                     Err(SendError::TooLarge { .. }) => (STATUS_TOO_LARGE, 0),
                     Err(_) => (STATUS_UNKNOWN_PEER, 0),
                 };

@@ -1,7 +1,7 @@
 //! `transport-soak`: every node sends [`COUNT`] messages to every other
 //! node through the fabric's transport service (`[cluster] fabric = true`)
 //! and checks every message it receives. One message in [`LARGE_EVERY`] is
-//! 4 KiB (three frames at MTU 1500), the others 16–63 bytes.
+//! 4 KiB (three frames at MTU 1500), the others 19–63 bytes.
 //!
 //! A message carries the soak's port byte, the sender's id, a sequence
 //! number, its length, a pattern derived from all three, and an FNV-1a
@@ -23,7 +23,7 @@ use sinter_config::ClusterConfig;
 
 use crate::exec::{self, ServiceSpec};
 use crate::fabric::transport::{self, ClientEvent, PORT_SOAK};
-use crate::fabric::{now_ns, status};
+use crate::fabric::{now_ns, query, status};
 use crate::kprintln;
 
 /// Messages each node sends to each other node.
@@ -55,7 +55,7 @@ fn length(sender: u16, seq: u64) -> usize {
     if seq % LARGE_EVERY == LARGE_EVERY - 1 {
         LARGE
     } else {
-        16 + ((seq.wrapping_mul(7) + u64::from(sender)) % 48) as usize
+        HEADER + CHECKSUM + ((seq.wrapping_mul(7) + u64::from(sender)) % 45) as usize
     }
 }
 
@@ -186,6 +186,7 @@ fn service(arg: usize, _generation: u32) {
         );
         failed |= s.received != COUNT || s.out_of_order != 0 || s.corrupt != 0 || s.duplicate != 0;
     }
+    report_status_over_ipc();
     let t = status::transport_view().unwrap_or_default().stats;
     kprintln!(
         "transport-soak: transport: {} frames sent, {} retransmitted, {} duplicates suppressed, {} dropped (malformed {}, bad mac {}, replay {}, no session {}, out of window {})",
@@ -210,4 +211,38 @@ fn service(arg: usize, _generation: u32) {
             COUNT * peers.len() as u64
         );
     }
+}
+
+/// Asks the cluster service for its status over IPC, as the management
+/// plane does, and prints what came back.
+fn report_status_over_ipc() {
+    let Some(record) = query::attach_status().and_then(|mut client| client.query()) else {
+        kprintln!("transport-soak: status over IPC: no answer");
+        return;
+    };
+    let mut members = alloc::string::String::new();
+    for m in &record.members {
+        let state = match m.state {
+            query::MEMBER_LOCAL => "local",
+            query::MEMBER_ALIVE => "alive",
+            query::MEMBER_DEAD => "dead",
+            _ => "unknown",
+        };
+        members.push_str(&alloc::format!(" {}={state}", m.id));
+    }
+    let counter = |name: &str| record.transport(name).unwrap_or(u64::MAX);
+    let dropped: u64 = query::TRANSPORT_COUNTERS
+        .iter()
+        .filter(|n| n.starts_with("dropped_"))
+        .filter_map(|n| record.transport(n))
+        .sum();
+    kprintln!(
+        "transport-soak: status over IPC: node {} formed={} members:{members}; messages_delivered {} retransmitted {} dropped {dropped}; nic rx_frames {} tx_frames {}",
+        record.header.local,
+        record.header.formed == 1,
+        counter("messages_delivered"),
+        counter("retransmitted"),
+        record.nic("rx_frames").unwrap_or(u64::MAX),
+        record.nic("tx_frames").unwrap_or(u64::MAX)
+    );
 }
