@@ -127,8 +127,14 @@ const IDLE_ROUNDS: u32 = 1000;
 /// meanwhile waits at most one timer tick (10 ms), and only after
 /// [`IDLE_ROUNDS`] rounds without any traffic.
 fn rest_until_tick() {
-    if x86_64::instructions::interrupts::are_enabled() {
-        x86_64::instructions::interrupts::enable_and_hlt();
+    use x86_64::instructions::interrupts;
+    // The boot core runs its services with interrupts off; `sti; hlt`
+    // takes the next one (the handlers only count and acknowledge), then
+    // the state is put back as it was.
+    let were_enabled = interrupts::are_enabled();
+    interrupts::enable_and_hlt();
+    if !were_enabled {
+        interrupts::disable();
     }
 }
 
