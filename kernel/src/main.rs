@@ -20,6 +20,7 @@ mod heap;
 mod hv;
 mod log;
 mod memory;
+mod mgmt;
 mod nic;
 mod power;
 mod selftest;

@@ -94,4 +94,8 @@ pub fn spawn_requested(config: &ClusterConfig, node: u16, core: usize) {
     nic::spawn(me.nic, me.mac.0, core);
     transport::spawn(config, node, core);
     cluster::spawn(config, node, core);
+    // The `nic-bench` self-test takes the management port for raw frames.
+    if !config.debug.wants("nic-bench") {
+        crate::mgmt::spawn(config, node, core);
+    }
 }

@@ -49,6 +49,8 @@ use crate::kprintln;
 pub const PORT_CLUSTER: u8 = sinter_membership::wire::PORT;
 /// Port of the `transport-soak` self-test.
 pub const PORT_SOAK: u8 = 2;
+/// Port of the `nic-bench` self-test.
+pub const PORT_BENCH: u8 = 3;
 /// Largest message a client can send or receive: one frame.
 pub const MAX_MESSAGE: usize = FRAME_SIZE;
 /// Frames a client owns for sending.

@@ -3,6 +3,7 @@
 //! `tests/` assert on those lines.
 
 mod ipc;
+mod nic_bench;
 mod nic_ping;
 mod transport_soak;
 
@@ -21,6 +22,9 @@ pub fn spawn_requested(config: &ClusterConfig, node: u16) {
     }
     if config.debug.wants("nic-ping") {
         nic_ping::spawn(config, node, here);
+    }
+    if config.debug.wants("nic-bench") {
+        nic_bench::spawn(config, node, here);
     }
     if config.debug.wants("transport-soak") {
         transport_soak::spawn(config, node, here);
