@@ -14,11 +14,13 @@ extern crate alloc;
 mod acpi;
 mod arch;
 mod exec;
+mod fabric;
 mod handoff;
 mod heap;
 mod hv;
 mod log;
 mod memory;
+mod mgmt;
 mod nic;
 mod power;
 mod selftest;
@@ -73,6 +75,7 @@ pub extern "sysv64" fn kernel_entry(handoff_virt: u64) -> ! {
         boot.usable_memory_bytes() >> 20
     );
     exec::configure(&cluster);
+    fabric::spawn_requested(&cluster, node.node, exec::core_index());
     selftest::spawn_requested(&cluster, node.node);
     hv::linux::start_if_present(&boot, &cluster, node.node, cpus.cores_online);
     exec::run_until_idle();

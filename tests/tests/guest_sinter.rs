@@ -60,6 +60,17 @@ fn debian_guest_runs_the_workload_under_sinter_and_powers_off() {
     for name in CHECKS {
         assert!(lines.contains(&format!("check {name}: ok").as_str()), "check {name} did not pass:\n{log}");
     }
+    // The guest's own count of IPIs received per CPU: rescheduling IPIs
+    // reached both vCPUs, and function-call / TLB-shootdown IPIs were taken.
+    let ipis = |name: &str| -> Vec<u64> {
+        let prefix = format!("workload: interrupts {name}: ");
+        let row = lines.iter().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no {name} row:\n{log}"));
+        row.split_whitespace().map(|n| n.parse().expect("count")).collect()
+    };
+    let res = ipis("RES");
+    assert!(res.len() == 2 && res.iter().all(|&n| n > 0), "rescheduling IPIs per CPU {res:?}:\n{log}");
+    let cal_tlb: u64 = ipis("CAL").iter().chain(ipis("TLB").iter()).sum();
+    assert!(cal_tlb > 0, "no function-call or TLB-shootdown IPI was taken:\n{log}");
     assert_eq!(lines.iter().find_map(|l| parse_summary(l)), Some((CHECKS.len() as u32, 0)), "{log}");
     assert!(lines.contains(&"init: sinter-workload exited with status 0"), "{log}");
     assert!(log.contains("vm: guest requested ACPI S5 (power off) on vCPU"), "{log}");

@@ -21,6 +21,7 @@ use crate::images::{load_config, write_images, LoadedConfig, Payload};
 use crate::paths::{out_dir, resolve_config};
 use crate::prereq;
 use crate::qemu::{NodeExit, NodeMachine};
+use crate::runstate::{RunNode, RunState};
 
 /// What to boot and how.
 #[derive(Debug, Clone)]
@@ -43,6 +44,10 @@ pub struct ClusterOptions {
     pub node_toml_override: Option<String>,
     /// Keep the run folder (images, logs) after the cluster is dropped.
     pub keep_run_dir: bool,
+    /// Give the switch a status port and publish the run state
+    /// (`target/sinter/run/<cluster>/state`) so that `cargo xtask status`,
+    /// a separate process, can reach the nodes' management plane.
+    pub publish_run_state: bool,
 }
 
 impl ClusterOptions {
@@ -57,6 +62,7 @@ impl ClusterOptions {
             host_ports: 0,
             node_toml_override: None,
             keep_run_dir: false,
+            publish_run_state: false,
         }
     }
 }
@@ -91,6 +97,8 @@ pub struct Cluster {
     pub switch: SwitchHandle,
     pub host_ports: Vec<HostEndpoint>,
     pub run_dir: PathBuf,
+    /// The published run state and its file, with `publish_run_state`.
+    pub run_state: Option<(RunState, PathBuf)>,
     keep_run_dir: bool,
     stop_readers: Arc<AtomicBool>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -162,7 +170,33 @@ impl Cluster {
         for _ in 0..options.host_ports {
             host_ports.push(switch.add_host_port().context("adding a host port")?);
         }
+        let status_port = if options.publish_run_state {
+            let client_addr = reserve_udp_port()?;
+            let port = switch.add_remote_host_port(client_addr).context("adding the status port")?;
+            Some((client_addr, switch.switch_addr(port).context("status port has no address")?))
+        } else {
+            None
+        };
         let switch = switch.start().context("starting the switch")?;
+        let run_state = match status_port {
+            Some((client_addr, switch_port)) => {
+                let state = RunState {
+                    cluster: config.config.cluster.name.clone(),
+                    pid: std::process::id(),
+                    config: config.path.clone(),
+                    switch_port,
+                    client_addr,
+                    nodes: images
+                        .iter()
+                        .filter_map(|image| config.config.node(image.node))
+                        .map(|n| RunNode { id: n.id, mgmt_ip: n.mgmt_ip(), mac: n.mac })
+                        .collect(),
+                };
+                let path = state.publish()?;
+                Some((state, path))
+            }
+            None => None,
+        };
 
         let stop_readers = Arc::new(AtomicBool::new(false));
         // Kernel backtraces on the consoles get function names (and file:line).
@@ -179,6 +213,7 @@ impl Cluster {
             switch,
             host_ports,
             run_dir,
+            run_state,
             keep_run_dir: options.keep_run_dir,
             stop_readers: stop_readers.clone(),
             readers: Vec::new(),
@@ -321,6 +356,9 @@ impl Drop for Cluster {
         self.kill_all(None);
         self.stop_readers.store(true, Ordering::Release);
         self.switch.shutdown();
+        if let Some((state, path)) = &self.run_state {
+            RunState::withdraw(path, state.pid);
+        }
         if !self.keep_run_dir {
             let _ = std::fs::remove_dir_all(&self.run_dir);
         }

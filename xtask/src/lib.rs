@@ -15,4 +15,6 @@ pub mod images;
 pub mod paths;
 pub mod prereq;
 pub mod qemu;
+pub mod runstate;
+pub mod status;
 pub mod symbolize;

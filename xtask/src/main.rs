@@ -43,6 +43,16 @@ enum Cmd {
         #[arg(long)]
         faults: Option<String>,
     },
+    /// Print the status of every node of a running cluster (started by
+    /// `cargo xtask run`), asked over the management plane.
+    Status {
+        /// The cluster's config (default: the only cluster running).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Seconds to wait for every node's answer.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
     /// Run every host test, then the QEMU integration tests.
     Test {
         /// Only the host tests (no QEMU).
@@ -55,7 +65,7 @@ enum Cmd {
     Lint,
     /// Benchmarks, each reported as a ratio to a baseline from the same run.
     Bench {
-        /// Only this benchmark: `coherence`, `ipc`, `npf` or `guest`.
+        /// Only this benchmark: `coherence`, `ipc`, `npf`, `nic` or `guest`.
         #[arg(long)]
         only: Option<String>,
     },
@@ -81,6 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Image { config, out } => image(config, out),
         Cmd::Run { config, nodes, timeout, faults } => run(config, nodes, timeout, faults),
+        Cmd::Status { config, timeout } => status(config, timeout),
         Cmd::Test { host_only, filter } => test(host_only, &filter),
         Cmd::Lint => lint(),
         Cmd::Bench { only } => bench(only.as_deref()),
@@ -139,6 +150,7 @@ fn run(config: PathBuf, nodes: Option<usize>, timeout: u64, faults: Option<Strin
         Some(other) => bail!("[guest] kernel = {other:?}: only \"debian\" is supported by `cargo xtask run` so far"),
         None => {}
     }
+    options.publish_run_state = true;
     let mut cluster = Cluster::launch(&options)?;
     if let Some(spec) = &faults {
         for node in &cluster.nodes {
@@ -163,6 +175,36 @@ fn run(config: PathBuf, nodes: Option<usize>, timeout: u64, faults: Option<Strin
     }
     if failed {
         bail!("a node did not power off cleanly (see its console above)");
+    }
+    Ok(())
+}
+
+fn status(config: Option<PathBuf>, timeout: u64) -> Result<()> {
+    let name = match &config {
+        Some(path) => Some(images::load_config(&resolve_config(path))?.config.cluster.name),
+        None => None,
+    };
+    let state = xtask::runstate::find_running(name.as_deref())?;
+    let answers = xtask::status::query(&state, Duration::from_secs(timeout))?;
+    println!(
+        "cluster `{}`: {} node(s), run by pid {} ({})",
+        state.cluster,
+        state.nodes.len(),
+        state.pid,
+        state.config.display()
+    );
+    let mut silent = 0;
+    for answer in &answers {
+        match &answer.result {
+            Ok(report) => print!("{}", xtask::status::format_report(&answer.node, report)),
+            Err(why) => {
+                silent += 1;
+                println!("node {} ({}): {why}", answer.node.id, answer.node.mgmt_ip);
+            }
+        }
+    }
+    if silent > 0 {
+        bail!("{silent} of {} node(s) did not answer", answers.len());
     }
     Ok(())
 }
@@ -231,7 +273,7 @@ fn lint() -> Result<()> {
 
 fn bench(only: Option<&str>) -> Result<()> {
     let wanted = |name: &str| only.is_none_or(|o| o == name);
-    const KNOWN: [&str; 4] = ["coherence", "ipc", "npf", "guest"];
+    const KNOWN: [&str; 5] = ["coherence", "ipc", "npf", "nic", "guest"];
     if let Some(name) = only.filter(|o| !KNOWN.contains(o)) {
         bail!("--only {name}: known benchmarks are {}", KNOWN.map(|k| format!("`{k}`")).join(", "));
     }
@@ -271,12 +313,50 @@ fn bench(only: Option<&str>) -> Result<()> {
             println!("| {name} | {cycles} | {:.2} |", xtask::bench::NpfFigures::ratio(cycles, f.null_exit));
         }
     }
+    if wanted("nic") {
+        nic_bench()?;
+    }
     if wanted("guest") {
         eprintln!(
             "xtask: Debian guest boot under Sinter (1 node) vs plain QEMU TCG with the same vCPUs and RAM, \
              and the Sinter boot's exits by reason"
         );
         print_guest_figures(&xtask::bench::guest_bench()?);
+    }
+    Ok(())
+}
+
+fn nic_bench() -> Result<()> {
+    eprintln!(
+        "xtask: raw frames vs 4 KiB transport messages, 2 nodes through the switch, per NIC model, 0% and 1% loss"
+    );
+    let mut all = Vec::new();
+    for model in ["virtio-net", "e1000e"] {
+        for loss in [0u8, 1] {
+            eprintln!("xtask: nic bench: {model}, {loss}% loss");
+            all.push(xtask::bench::nic_bench(model, loss)?);
+        }
+    }
+    println!("| NIC | loss | raw 4 KiB-equiv. RTT median (µs) | 4 KiB message RTT median (µs) | RTT ratio message ÷ raw | raw 1400 B frames/s (received/sent) | 4 KiB messages/s | messages/s ÷ raw frames/s | payload rate ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for f in &all {
+        println!(
+            "| {} | {}% | {:.0} (p99 {:.0}, {} resends) | {:.0} (p99 {:.0}) | {:.2} | {} ({}/{}) | {} | {:.3} | {:.2} |",
+            f.model,
+            f.loss_percent,
+            f.us(f.raw_rtt.0),
+            f.us(f.raw_rtt.1),
+            f.raw_resends,
+            f.us(f.msg_rtt.0),
+            f.us(f.msg_rtt.1),
+            f.rtt_ratio(),
+            f.raw_frames_per_s,
+            f.raw_received,
+            f.raw_sent,
+            f.msg_per_s,
+            f.msg_per_s as f64 / f.raw_frames_per_s.max(1) as f64,
+            f.goodput_ratio()
+        );
     }
     Ok(())
 }

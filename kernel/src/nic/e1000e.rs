@@ -7,7 +7,7 @@ use core::sync::atomic::{fence, Ordering};
 use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 
 use super::pci::{self, PortCam};
-use super::{check_length, FrameNic, NicError};
+use super::{check_length, FrameNic, NicError, Received};
 use crate::arch::time;
 use crate::kprintln;
 use crate::memory::{self, phys_to_virt};
@@ -293,7 +293,7 @@ impl FrameNic for E1000e {
         Ok(())
     }
 
-    fn receive(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
+    fn receive_into(&mut self, f: &mut dyn FnMut(&mut Received<'_>)) -> usize {
         let mut count = 0;
         for _ in 0..RING {
             let i = self.rx_next;
@@ -310,10 +310,10 @@ impl FrameNic for E1000e {
             let desc = unsafe { core::ptr::read_volatile(self.rx_desc(i)) };
             let len = usize::from(desc.length).min(BUFFER_BYTES);
             if desc.status & RX_EOP != 0 && desc.errors == 0 {
-                // SAFETY: the device finished this buffer (DD set) and gets it
-                // back only when RDT moves past it below.
-                let frame = unsafe { core::slice::from_raw_parts(phys_to_virt(self.rx_bufs[i]) as *const u8, len) };
-                f(frame);
+                // The device finished this buffer (DD set) and gets the
+                // slot's buffer (this one or a swapped-in one) back only when
+                // RDT moves past it below.
+                f(&mut Received::new(&mut self.rx_bufs[i], 0, len));
                 count += 1;
             } else {
                 self.rx_dropped += 1;

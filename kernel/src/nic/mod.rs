@@ -3,7 +3,8 @@
 //! Both drivers poll (no interrupts yet) and sit behind [`FrameNic`]. Receive
 //! is zero-copy: every receive buffer is a 4 KiB frame from the hypervisor
 //! pool, handed to the device by physical address and to the caller in place
-//! through the direct map, then re-posted. Transmit copies the frame once into
+//! through the direct map, then re-posted, or taken by the caller as a
+//! [`FrameLease`] in exchange for a fresh frame ([`Received::swap`]). Transmit copies the frame once into
 //! a driver-owned DMA frame (so callers can build frames on their stacks).
 //!
 //! - virtio-net: the `virtio-drivers` crate's `VirtIONetRaw` over its modern
@@ -18,8 +19,10 @@ pub mod virtio;
 use core::fmt;
 
 use sinter_config::NicModel;
+use sinter_ipc::{FrameLease, PhysFrame, FRAME_SIZE};
 
 use crate::kprintln;
+use crate::memory::phys_to_virt;
 
 /// A NIC that sends and receives whole Ethernet frames (no FCS).
 pub trait FrameNic {
@@ -27,9 +30,67 @@ pub trait FrameNic {
     fn mac(&self) -> [u8; 6];
     /// Queues one frame (destination MAC first, 14..=1514 bytes).
     fn transmit(&mut self, frame: &[u8]) -> Result<(), NicError>;
+    /// Hands every frame received so far to `f` in its DMA buffer. `f` reads
+    /// it in place, or takes the whole buffer with [`Received::swap`]; the
+    /// driver then gives the device whatever frame the slot holds. Returns
+    /// how many frames were received.
+    fn receive_into(&mut self, f: &mut dyn FnMut(&mut Received<'_>)) -> usize;
     /// Hands every frame received so far to `f`, in place in its DMA buffer,
     /// and gives the buffer back to the device; returns how many.
-    fn receive(&mut self, f: &mut dyn FnMut(&[u8])) -> usize;
+    fn receive(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
+        self.receive_into(&mut |rx| f(rx.bytes()))
+    }
+}
+
+/// A received frame in its receive buffer (a 4 KiB frame of the hypervisor
+/// pool), while the driver has it out of the ring.
+pub struct Received<'a> {
+    /// Physical address of the buffer; the driver posts what is here after
+    /// the callback.
+    buffer: &'a mut u64,
+    /// Where the Ethernet frame starts in the buffer (virtio puts its
+    /// header first).
+    offset: usize,
+    len: usize,
+}
+
+impl<'a> Received<'a> {
+    /// `buffer` holds a frame the device has finished writing, `len` bytes
+    /// at `offset`, with `offset + len` at most 4096.
+    pub(crate) fn new(buffer: &'a mut u64, offset: usize, len: usize) -> Self {
+        let offset = offset.min(FRAME_SIZE);
+        Self { buffer, offset, len: len.min(FRAME_SIZE - offset) }
+    }
+
+    /// The frame's bytes (Ethernet header first, no FCS).
+    pub fn bytes(&self) -> &[u8] {
+        let start = (phys_to_virt(*self.buffer) as usize + self.offset) as *const u8;
+        // SAFETY: the slot's buffer is a 4 KiB frame in the direct map that
+        // the device has finished with and gets back only after the
+        // callback; `offset + len` is inside it (`new`).
+        unsafe { core::slice::from_raw_parts(start, self.len) }
+    }
+
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Bytes in the frame.
+    pub fn frame_len(&self) -> usize {
+        self.len
+    }
+
+    /// Takes the buffer holding this frame and puts `fresh` in its place in
+    /// the ring: zero-copy receive. After this, [`Received::bytes`] is
+    /// meaningless; read the frame through the returned lease.
+    pub fn swap(&mut self, fresh: FrameLease) -> FrameLease {
+        let old = core::mem::replace(self.buffer, fresh.into_frame().addr());
+        let frame = PhysFrame::new(old).unwrap_or_else(|| crate::fatal(format_args!("nic: receive buffer {old:#x}")));
+        // SAFETY: the device has finished with this buffer and the ring slot
+        // now names `fresh`, so the driver no longer refers to it: the lease
+        // is its only owner.
+        unsafe { FrameLease::assume_owned(frame) }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,10 +143,10 @@ impl FrameNic for Nic {
         }
     }
 
-    fn receive(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
+    fn receive_into(&mut self, f: &mut dyn FnMut(&mut Received<'_>)) -> usize {
         match self {
-            Nic::Virtio(n) => n.receive(f),
-            Nic::E1000e(n) => n.receive(f),
+            Nic::Virtio(n) => n.receive_into(f),
+            Nic::E1000e(n) => n.receive_into(f),
         }
     }
 }

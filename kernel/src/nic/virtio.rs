@@ -11,7 +11,7 @@ use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 use super::pci::PortCam;
-use super::{check_length, FrameNic, NicError};
+use super::{check_length, FrameNic, NicError, Received};
 use crate::kprintln;
 use crate::memory::{self, phys_to_virt};
 
@@ -164,7 +164,7 @@ impl FrameNic for VirtioNic {
         }
     }
 
-    fn receive(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
+    fn receive_into(&mut self, f: &mut dyn FnMut(&mut Received<'_>)) -> usize {
         let mut count = 0;
         while let Some(token) = self.dev.poll_receive() {
             let Some(mut buf) = self.rx.get_mut(usize::from(token)).and_then(Option::take) else {
@@ -175,7 +175,7 @@ impl FrameNic for VirtioNic {
             // token.
             match unsafe { self.dev.receive_complete(token, buf.bytes()) } {
                 Ok((header, len)) => {
-                    f(&buf.bytes()[header..header + len]);
+                    f(&mut Received::new(&mut buf.phys, header, len));
                     count += 1;
                 }
                 Err(_) => kprintln!("nic: virtio receive {token} failed"),

@@ -3,7 +3,9 @@
 //! `tests/` assert on those lines.
 
 mod ipc;
+mod nic_bench;
 mod nic_ping;
+mod transport_soak;
 
 use sinter_config::ClusterConfig;
 
@@ -20,6 +22,12 @@ pub fn spawn_requested(config: &ClusterConfig, node: u16) {
     }
     if config.debug.wants("nic-ping") {
         nic_ping::spawn(config, node, here);
+    }
+    if config.debug.wants("nic-bench") {
+        nic_bench::spawn(config, node, here);
+    }
+    if config.debug.wants("transport-soak") {
+        transport_soak::spawn(config, node, here);
     }
     crate::hv::selftest::spawn_requested(config, here);
     if config.debug.wants("service-panic") {

@@ -613,8 +613,31 @@ pub fn run_all(config: &Config, cpus: &[usize], meminfo: &str, out: &mut impl Wr
         check_memory_fill(cpus, bytes, config.mem_chunk_bytes, seed).map(Some)
     });
 
+    // Evidence that cross-CPU interrupts (rescheduling, function calls, TLB
+    // shootdowns) reached every CPU; reported, not judged.
+    if let Ok(text) = std::fs::read_to_string("/proc/interrupts") {
+        for line in ipi_counts(&text) {
+            say(out, format!("workload: interrupts {line}"));
+        }
+    }
     say(out, summary.line());
     summary
+}
+
+/// The inter-processor interrupt rows of `/proc/interrupts` (`RES`, `CAL`,
+/// `TLB`), as `NAME: per-CPU counts`.
+pub fn ipi_counts(proc_interrupts: &str) -> Vec<String> {
+    proc_interrupts
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.trim_start().split_once(':')?;
+            if !["RES", "CAL", "TLB"].contains(&name) {
+                return None;
+            }
+            let counts: Vec<&str> = rest.split_whitespace().take_while(|w| w.parse::<u64>().is_ok()).collect();
+            Some(format!("{name}: {}", counts.join(" ")))
+        })
+        .collect()
 }
 
 fn seconds(d: Duration) -> String {
@@ -627,6 +650,16 @@ mod tests {
 
     fn cpus() -> Vec<usize> {
         allowed_cpus()
+    }
+
+    #[test]
+    fn ipi_counts_picks_the_ipi_rows() {
+        let text = "           CPU0       CPU1\n  0:         40          0   IO-APIC   2-edge      timer\n\
+                    RES:       1795       2101   Rescheduling interrupts\n\
+                    CAL:        412        377   Function call interrupts\n\
+                    TLB:         58         61   TLB shootdowns\nERR:          0\n";
+        assert_eq!(ipi_counts(text), ["RES: 1795 2101", "CAL: 412 377", "TLB: 58 61"]);
+        assert!(ipi_counts("garbage\n:\n").is_empty());
     }
 
     #[test]

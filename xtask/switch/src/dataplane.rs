@@ -42,6 +42,10 @@ pub(crate) struct Port {
     /// Mirror of the injector's `cut`, read by the receive thread without
     /// taking the injector lock.
     pub(crate) cut: AtomicBool,
+    /// Whether source addresses seen on this port are learned (off for a
+    /// port that sends with other stations' addresses, e.g. a test forging
+    /// a member's frames: it must not steal that member's traffic).
+    pub(crate) learning: AtomicBool,
     pub(crate) counters: PortCounters,
     pub(crate) egress: Mutex<FaultInjector>,
     pub(crate) capture: Mutex<Option<Capture>>,
@@ -110,6 +114,7 @@ impl Dataplane {
                     local: setup.local,
                     peer,
                     cut: AtomicBool::new(setup.faults.cut),
+                    learning: AtomicBool::new(true),
                     counters: PortCounters::default(),
                     egress: Mutex::new(FaultInjector::with_capacity(setup.faults, seed, config.queue_capacity)),
                     capture: Mutex::new(None),
@@ -198,7 +203,9 @@ impl Dataplane {
         port.capture(data);
         let decision = {
             let mut table = lock(&self.table);
-            table.learn(src, port.id);
+            if port.learning.load(Ordering::Acquire) {
+                table.learn(src, port.id);
+            }
             table.forward(port.id, dst)
         };
         match decision {

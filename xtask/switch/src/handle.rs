@@ -160,6 +160,15 @@ impl SwitchHandle {
         Ok(())
     }
 
+    /// Turns MAC learning on `port` on or off (on by default). With it off,
+    /// frames from the port are still forwarded, but their source addresses
+    /// do not move in the MAC table: a host port can send with a node's
+    /// address without taking that node's traffic.
+    pub fn set_learning(&self, port: PortId, learning: bool) -> Result<(), SwitchError> {
+        self.port(port)?.learning.store(learning, Ordering::Release);
+        Ok(())
+    }
+
     /// `port`'s counters.
     pub fn port_stats(&self, port: PortId) -> Result<PortStats, SwitchError> {
         Ok(self.port(port)?.stats())

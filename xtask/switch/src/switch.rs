@@ -259,6 +259,22 @@ impl Switch {
         Ok(endpoint)
     }
 
+    /// Adds a host port whose far end is a UDP socket another process will
+    /// bind at `peer` (on 127.0.0.0/8), possibly long after the switch has
+    /// started: `cargo xtask status` attaches to a running cluster this way.
+    /// Until something is bound there, frames sent to the port are lost
+    /// (counted as errors when the OS reports them).
+    pub fn add_remote_host_port(&mut self, peer: SocketAddr) -> Result<PortId, SwitchError> {
+        if !is_loopback_v4(peer) {
+            return Err(SwitchError::NotLoopback(peer));
+        }
+        let id = self.next_id()?;
+        let socket = bind_loopback(0, self.config.poll_interval)?;
+        let local = local_addr(&socket)?;
+        self.ports.push(PortSetup { kind: PortKind::Host, socket, local, peer: Some(peer), faults: LinkFaults::NONE });
+        Ok(id)
+    }
+
     /// The switch-side address of `port`: where its node sends frames
     /// (QEMU's `remote.port`).
     pub fn switch_addr(&self, port: PortId) -> Option<SocketAddr> {

@@ -446,3 +446,50 @@ fn same_seed_same_faults_end_to_end() {
     assert!(first.len() > 50 && first.len() < 90, "{}", first.len());
     assert_ne!(first, survivors(8));
 }
+
+#[test]
+fn a_remote_host_port_serves_a_socket_bound_after_the_switch_started() {
+    let reserved = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer = reserved.local_addr().unwrap();
+    drop(reserved);
+    let mut switch = Switch::new();
+    let a = switch.add_host_port().unwrap();
+    let remote = switch.add_remote_host_port(peer).unwrap();
+    let switch_addr = switch.switch_addr(remote).unwrap();
+    assert!(matches!(switch.add_remote_host_port("10.0.0.1:9".parse().unwrap()), Err(SwitchError::NotLoopback(_))));
+    let handle = switch.start().unwrap();
+    // Frames flooded before anyone listens are simply lost.
+    a.send(&frame(MacAddr::BROADCAST, mac(1), b"early")).unwrap();
+    wait_for_stats(&handle, remote, "early flood attempted", |s| s.tx + s.errors >= 1);
+    // Another "process" binds the agreed address and talks through the port.
+    let late = UdpSocket::bind(peer).unwrap();
+    late.set_read_timeout(Some(WAIT)).unwrap();
+    late.send_to(&frame(mac(1), mac(9), b"from the late host"), switch_addr).unwrap();
+    assert_eq!(recv(&a), frame(mac(1), mac(9), b"from the late host"));
+    a.send(&frame(mac(9), mac(1), b"reply")).unwrap();
+    let mut buf = [0u8; 2048];
+    let (len, from) = late.recv_from(&mut buf).unwrap();
+    assert_eq!(from, switch_addr);
+    assert_eq!(&buf[..len], frame(mac(9), mac(1), b"reply").as_slice());
+    handle.shutdown();
+}
+
+#[test]
+fn a_port_without_learning_cannot_steal_an_address() {
+    let (handle, [a, b, spoofer]) = three_hosts();
+    handle.set_learning(spoofer.port(), false).unwrap();
+    // A and B are learned.
+    a.send(&frame(mac(2), mac(1), b"a to b")).unwrap();
+    assert_eq!(recv(&b), frame(mac(2), mac(1), b"a to b"));
+    assert_eq!(recv(&spoofer), frame(mac(2), mac(1), b"a to b"));
+    b.send(&frame(mac(1), mac(2), b"b to a")).unwrap();
+    assert_eq!(recv(&a), frame(mac(1), mac(2), b"b to a"));
+    // The spoofer sends as A; B still gets it, but A keeps its entry.
+    spoofer.send(&frame(mac(2), mac(1), b"forged")).unwrap();
+    assert_eq!(recv(&b), frame(mac(2), mac(1), b"forged"));
+    assert!(handle.mac_table().contains(&(mac(1), a.port())), "{:?}", handle.mac_table());
+    b.send(&frame(mac(1), mac(2), b"still to a")).unwrap();
+    assert_eq!(recv(&a), frame(mac(1), mac(2), b"still to a"));
+    assert_nothing_before_marker(&b, mac(2), &[&spoofer]);
+    handle.shutdown();
+}

@@ -21,7 +21,7 @@ pub use schema::{
     ClusterConfig, ClusterSection, DebugSection, GuestSection, HypervisorSection, NicModel, NodeConfig, NodeSelector,
     OnPanic, PowerOff, QemuSection, ServicePolicy, UnbackedMmio, KNOWN_SELFTESTS, MAX_NODES,
 };
-pub use values::{ClusterKey, MacAddr};
+pub use values::{ClusterKey, Ipv4Net, MacAddr};
 
 /// Parses and validates a cluster config from TOML text.
 pub fn parse_cluster(text: &str) -> Result<ClusterConfig, ConfigError> {

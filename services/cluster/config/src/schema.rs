@@ -6,7 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::Deserialize;
 
-use crate::values::{ClusterKey, MacAddr};
+use crate::values::{ClusterKey, Ipv4Net, MacAddr};
 
 /// Largest cluster the firmware supports (sharer sets are 64-bit masks).
 pub const MAX_NODES: usize = 64;
@@ -48,6 +48,12 @@ pub struct ClusterSection {
     /// A peer silent for longer than this is reported dead.
     #[serde(default = "default_failure_timeout_ms")]
     pub failure_timeout_ms: u32,
+    /// Start the cluster fabric at boot: the `nic`, `transport` and
+    /// `cluster` services (the node then runs until it is stopped). Off by
+    /// default until the hypervisor path runs on top of it; self-tests that
+    /// drive the NIC themselves (`nic-ping`) need it off.
+    #[serde(default)]
+    pub fabric: bool,
 }
 
 fn default_heartbeat_ms() -> u32 {
@@ -178,6 +184,8 @@ pub const KNOWN_SELFTESTS: &[&str] = &[
     "ipc",
     "ipc-bench",
     "nic-ping",
+    "transport-soak",
+    "nic-bench",
     "svm-guest",
     "svm-guest-triple-fault",
     "svm-npf-bench",
@@ -221,6 +229,21 @@ pub struct NodeConfig {
     /// Free text shown in banners (`"rack 3, slot 2"`).
     #[serde(default)]
     pub description: String,
+    /// The node's management IPv4 address and prefix (status queries on
+    /// UDP port 7700); absent: [`NodeConfig::default_mgmt_ip`].
+    pub mgmt_ip: Option<Ipv4Net>,
+}
+
+impl NodeConfig {
+    /// The default management address of node `id`: `10.77.0.(id+1)/24`.
+    pub fn default_mgmt_ip(id: u16) -> Ipv4Net {
+        Ipv4Net { addr: [10, 77, 0, (id % 254) as u8 + 1], prefix: 24 }
+    }
+
+    /// The management address in force: the configured one or the default.
+    pub fn mgmt_ip(&self) -> Ipv4Net {
+        self.mgmt_ip.unwrap_or_else(|| Self::default_mgmt_ip(self.id))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

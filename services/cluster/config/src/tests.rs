@@ -27,6 +27,7 @@ fn shipped_configs_parse() {
     for (name, text) in [
         ("qemu-1node", include_str!("../../../../hw-configs/qemu-1node.toml")),
         ("qemu-2node", include_str!("../../../../hw-configs/qemu-2node.toml")),
+        ("qemu-3node", include_str!("../../../../hw-configs/qemu-3node.toml")),
         ("qemu-4node", include_str!("../../../../hw-configs/qemu-4node.toml")),
         ("example", include_str!("../../../../hw-configs/example-2socket-server.toml")),
     ] {
@@ -212,4 +213,82 @@ fn unbacked_mmio_policy_parses_and_rejects_unknown_values() {
     let text = GOOD.replace("[[node]]\nid = 0", "[hypervisor]\nunbacked_mmio = \"ignore\"\n\n[[node]]\nid = 0");
     let e = parse_cluster(&text).unwrap_err();
     assert!(e.to_string().contains("unknown variant `ignore`, expected `stop` or `all-ones`"), "{e}");
+}
+
+#[test]
+fn mgmt_ip_defaults_from_the_node_id() {
+    let config = parse_cluster(GOOD).unwrap();
+    assert_eq!(config.nodes[0].mgmt_ip, None);
+    assert_eq!(config.nodes[0].mgmt_ip().to_string(), "10.77.0.1/24");
+    assert_eq!(config.nodes[1].mgmt_ip().to_string(), "10.77.0.2/24");
+    assert_eq!(NodeConfig::default_mgmt_ip(63).to_string(), "10.77.0.64/24");
+}
+
+#[test]
+fn mgmt_ip_can_be_set_per_node() {
+    let text = GOOD
+        .replace("nic = \"virtio-net\"", "nic = \"virtio-net\"\nmgmt_ip = \"192.168.50.10/24\"")
+        .replace("nic = \"e1000e\"", "nic = \"e1000e\"\nmgmt_ip = \" 192.168.50.11/24 \"");
+    let config = parse_cluster(&text).unwrap();
+    assert_eq!(config.nodes[0].mgmt_ip().addr, [192, 168, 50, 10]);
+    assert_eq!(config.nodes[1].mgmt_ip().prefix, 24);
+}
+
+#[test]
+fn bad_mgmt_ips_are_named() {
+    let set = |a: &str, b: &str| {
+        GOOD.replace("nic = \"virtio-net\"", &format!("nic = \"virtio-net\"\nmgmt_ip = \"{a}\""))
+            .replace("nic = \"e1000e\"", &format!("nic = \"e1000e\"\nmgmt_ip = \"{b}\""))
+    };
+    for (text, what) in [
+        ("10.77.0.1", "prefix length"),
+        ("10.77.0/24", "prefix length"),
+        ("10.77.0.256/24", "larger than 255"),
+        ("10.77.0.1/33", "larger than 32"),
+        ("10.77.0.x/24", "prefix length"),
+    ] {
+        let e = err(&set(text, "10.77.0.2/24"));
+        assert!(e.problem.contains("invalid management address") && e.problem.contains(what), "{text}: {e}");
+        assert_eq!(e.line, Some(10), "{text}: {e}");
+    }
+    for (a, b, key, what) in [
+        ("10.77.0.1/24", "10.77.0.1/24", "node[1].mgmt_ip", "already used by node[0]"),
+        ("10.77.0.1/24", "10.78.0.2/24", "node[1].mgmt_ip", "not in node[0]'s management subnet"),
+        ("10.77.0.1/24", "10.77.0.2/16", "node[1].mgmt_ip", "not in node[0]'s management subnet"),
+        ("10.77.0.0/24", "10.77.0.2/24", "node[0].mgmt_ip", "network or broadcast"),
+        ("10.77.0.1/24", "10.77.0.255/24", "node[1].mgmt_ip", "network or broadcast"),
+        ("127.0.0.2/8", "127.0.0.3/8", "node[0].mgmt_ip", "not a unicast"),
+        ("224.0.0.1/24", "224.0.0.2/24", "node[0].mgmt_ip", "not a unicast"),
+        ("10.77.0.1/31", "10.77.0.0/31", "node[0].mgmt_ip", "8..=30"),
+    ] {
+        let e = err(&set(a, b));
+        assert_eq!(e.key, key, "{a} {b}: {e}");
+        assert!(e.problem.contains(what), "{a} {b}: {e}");
+    }
+}
+
+#[test]
+fn fabric_switch_and_the_selftests_that_need_it() {
+    assert!(!parse_cluster(GOOD).unwrap().cluster.fabric);
+    let on = GOOD.replace("[cluster]\n", "[cluster]\nfabric = true\n");
+    assert!(parse_cluster(&on).unwrap().cluster.fabric);
+    let soak =
+        |text: &str| text.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"transport-soak\"]\n\n[[node]]\nid = 0");
+    assert!(parse_cluster(&soak(&on)).unwrap().debug.wants("transport-soak"));
+    let e = err(&soak(GOOD));
+    assert_eq!(e.key, "debug.selftests");
+    assert!(e.problem.contains("cluster.fabric = true"), "{e}");
+    let ping = on.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"nic-ping\"]\n\n[[node]]\nid = 0");
+    assert!(err(&ping).problem.contains("cluster.fabric = false"));
+}
+
+#[test]
+fn nic_bench_needs_the_fabric() {
+    let bench = GOOD.replace("[[node]]\nid = 0", "[debug]\nselftests = [\"nic-bench\"]\n\n[[node]]\nid = 0");
+    assert!(bench.contains("nic-bench"));
+    let e = err(&bench);
+    assert_eq!(e.key, "debug.selftests");
+    assert!(e.problem.contains("cluster.fabric = true"), "{e}");
+    let on = bench.replace("[cluster]\n", "[cluster]\nfabric = true\n");
+    assert!(parse_cluster(&on).is_ok());
 }

@@ -62,6 +62,32 @@ impl ClusterConfig {
             if let Some(other) = self.nodes[..index].iter().position(|o| o.mac == node.mac) {
                 return Err(ConfigError::new(at("mac"), format!("{} is already used by node[{other}]", node.mac)));
             }
+            let mgmt = node.mgmt_ip();
+            let host = mgmt.addr_u32() & !mgmt.mask();
+            if !(8..=30).contains(&mgmt.prefix) {
+                return Err(ConfigError::new(at("mgmt_ip"), format!("{mgmt}: the prefix length must be 8..=30")));
+            }
+            if mgmt.addr[0] == 0 || mgmt.addr[0] == 127 || mgmt.addr[0] >= 224 {
+                return Err(ConfigError::new(
+                    at("mgmt_ip"),
+                    format!("{mgmt} is not a unicast address a NIC can have (0/8, 127/8 and 224/3 are reserved)"),
+                ));
+            }
+            if host == 0 || host == !mgmt.mask() {
+                return Err(ConfigError::new(
+                    at("mgmt_ip"),
+                    format!("{mgmt} is the network or broadcast address of its subnet"),
+                ));
+            }
+            if let Some(other) = self.nodes[..index].iter().position(|o| o.mgmt_ip().addr == mgmt.addr) {
+                return Err(ConfigError::new(at("mgmt_ip"), format!("{mgmt} is already used by node[{other}]")));
+            }
+            if let Some(first) = self.nodes.first().map(|n| n.mgmt_ip()).filter(|first| !first.same_subnet(&mgmt)) {
+                return Err(ConfigError::new(
+                    at("mgmt_ip"),
+                    format!("{mgmt} is not in node[0]'s management subnet {first}: the management plane is one Ethernet segment"),
+                ));
+            }
             if let Some(cores) = node.cores {
                 if cores == 0 || cores > MAX_CORES_PER_NODE {
                     return Err(ConfigError::new(
@@ -127,6 +153,24 @@ impl ClusterConfig {
                     format!("unknown self-test `{name}`; known: {}", KNOWN_SELFTESTS.join(", ")),
                 ));
             }
+        }
+        if self.debug.wants("transport-soak") && !self.cluster.fabric {
+            return Err(ConfigError::new(
+                "debug.selftests",
+                "`transport-soak` runs over the cluster fabric: set `cluster.fabric = true`",
+            ));
+        }
+        if self.debug.wants("nic-bench") && !self.cluster.fabric {
+            return Err(ConfigError::new(
+                "debug.selftests",
+                "`nic-bench` compares raw frames with transport messages through the fabric: set `cluster.fabric = true`",
+            ));
+        }
+        if self.debug.wants("nic-ping") && self.cluster.fabric {
+            return Err(ConfigError::new(
+                "debug.selftests",
+                "`nic-ping` drives the NIC itself, which the fabric's `nic` service owns: set `cluster.fabric = false`",
+            ));
         }
         for (name, policy) in &self.services {
             if name.is_empty() || name.len() > 24 || !name.chars().all(|c| c.is_ascii_lowercase() || c == '-') {

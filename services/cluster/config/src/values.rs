@@ -90,3 +90,86 @@ impl<'de> Deserialize<'de> for ClusterKey {
         Ok(Self(key))
     }
 }
+
+/// An IPv4 address with its prefix length, written `10.77.0.1/24`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Net {
+    pub addr: [u8; 4],
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        const SHAPE: &str = "expected an IPv4 address with a prefix length, like 10.77.0.1/24";
+        let (addr_text, prefix_text) = text.split_once('/').ok_or(SHAPE)?;
+        let mut addr = [0u8; 4];
+        let mut parts = addr_text.split('.');
+        for byte in &mut addr {
+            let part = parts.next().ok_or(SHAPE)?;
+            if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(SHAPE);
+            }
+            *byte = part.parse().map_err(|_| "an octet is larger than 255")?;
+        }
+        if parts.next().is_some() {
+            return Err(SHAPE);
+        }
+        if prefix_text.is_empty() || prefix_text.len() > 2 || !prefix_text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SHAPE);
+        }
+        let prefix: u8 = prefix_text.parse().map_err(|_| SHAPE)?;
+        if prefix > 32 {
+            return Err("the prefix length is larger than 32");
+        }
+        Ok(Self { addr, prefix })
+    }
+
+    /// The network mask as a number.
+    pub fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix.min(32)))
+        }
+    }
+
+    pub fn addr_u32(&self) -> u32 {
+        u32::from_be_bytes(self.addr)
+    }
+
+    /// The network address (host bits zero).
+    pub fn network(&self) -> u32 {
+        self.addr_u32() & self.mask()
+    }
+
+    /// The subnet's broadcast address.
+    pub fn broadcast(&self) -> u32 {
+        self.network() | !self.mask()
+    }
+
+    /// Same network and prefix length.
+    pub fn same_subnet(&self, other: &Ipv4Net) -> bool {
+        self.prefix == other.prefix && self.network() == other.network()
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d] = self.addr;
+        write!(f, "{a}.{b}.{c}.{d}/{}", self.prefix)
+    }
+}
+
+impl fmt::Debug for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Net {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = alloc::string::String::deserialize(d)?;
+        Ipv4Net::parse(text.trim())
+            .map_err(|why| D::Error::custom(alloc::format!("invalid management address `{text}`: {why}")))
+    }
+}

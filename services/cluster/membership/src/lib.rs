@@ -11,12 +11,14 @@
 //! come in already authenticated by the transport, and what to send or report
 //! comes out as [`Action`]s. It must never read a clock, never do I/O, and
 //! never trust a message from a node that is not a configured member.
+//! [`wire`] gives the messages' bytes inside a transport message.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 mod state;
+pub mod wire;
 
 pub use state::{Action, Membership, MembershipConfig, MembershipError, Message, PeerState, Report};
 

@@ -52,6 +52,6 @@ mod tests;
 pub use config::{ConfigError, TransportConfig, MAX_MEMBERS, MAX_MTU, MAX_WINDOW, MIN_MTU};
 pub use event::{Delivery, Event, SendError, Verdict};
 pub use ids::{MacAddr, MessageId, NodeId};
-pub use stats::{DropReason, PeerStats, Stats};
+pub use stats::{DropReason, PeerCounters, PeerStats, Stats};
 pub use transport::Transport;
 pub use wire::{FrameKind, Malformed};

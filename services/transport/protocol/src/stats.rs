@@ -139,4 +139,23 @@ pub struct PeerStats {
     pub consecutive_timeouts: u32,
     /// Frames the peer may still send us beyond the cumulative ack.
     pub receive_window: u64,
+    /// Traffic with this peer since construction (across its restarts).
+    pub counts: PeerCounters,
+}
+
+/// What went to and came from one peer, since the transport was built.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct PeerCounters {
+    /// Frames of every kind handed to the driver for this peer.
+    pub frames_sent: u64,
+    /// Their bytes (Ethernet header to tag).
+    pub bytes_sent: u64,
+    /// Authentic frames from this peer (accepted or duplicate).
+    pub frames_received: u64,
+    /// Their bytes.
+    pub bytes_received: u64,
+    /// Data frames sent to it again (timeouts and fast retransmits).
+    pub retransmits: u64,
+    /// Messages from it delivered to the user queue.
+    pub messages_delivered: u64,
 }

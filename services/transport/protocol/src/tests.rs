@@ -581,3 +581,63 @@ fn hello_from_a_peer_with_another_mtu_or_window_is_refused_as_incompatible() {
         assert_eq!(link.t[0].peer_stats(B).unwrap().epoch, None);
     }
 }
+
+#[test]
+fn per_peer_counters_add_up_to_the_traffic_on_the_link() {
+    let mut link = Link::pair();
+    // Every third data frame from node 0 is lost once: retransmissions happen.
+    let mut n = 0;
+    link.drop = Box::new(move |from, f| {
+        let data = from == 0 && wire::parse(f).is_ok_and(|p| p.kind == FrameKind::Data);
+        n += usize::from(data);
+        data && n % 3 == 0 && n < 30
+    });
+    for k in 0..8u8 {
+        link.t[0].send(B, &page(k), link.now).unwrap();
+    }
+    link.run_for(2_000 * MS);
+    assert_eq!(link.messages(1).len(), 8);
+    let a = link.t[0].peer_stats(B).unwrap().counts;
+    let b = link.t[1].peer_stats(A).unwrap().counts;
+    let sent_by = |from: usize| link.tap.iter().filter(move |(f, _)| *f == from);
+    assert_eq!(a.frames_sent, sent_by(0).count() as u64);
+    assert_eq!(a.bytes_sent, sent_by(0).map(|(_, f)| f.len() as u64).sum::<u64>());
+    assert_eq!(b.frames_sent, sent_by(1).count() as u64);
+    assert_eq!(a.frames_sent, link.t[0].stats().frames_sent, "one peer: per-peer equals total");
+    assert_eq!(a.retransmits, link.t[0].stats().retransmitted);
+    assert!(a.retransmits >= 1);
+    assert_eq!(b.messages_delivered, 8);
+    assert_eq!(a.messages_delivered, 0);
+    // Everything node 0 sent arrived except what the link dropped.
+    let arrived_at_1 = link.verdicts.iter().filter(|(to, _, v)| *to == 1 && !matches!(v, Verdict::Dropped(_))).count();
+    assert_eq!(b.frames_received, arrived_at_1 as u64);
+    assert!(b.bytes_received > 8 * 4096);
+    // A frame that is not authentic counts for nobody.
+    let before = link.t[1].peer_stats(A).unwrap().counts;
+    let mut forged = link.sent(0, FrameKind::Data)[0].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert_eq!(link.t[1].on_frame(&forged, link.now), Verdict::Dropped(DropReason::BadMac));
+    assert_eq!(link.t[1].peer_stats(A).unwrap().counts, before);
+}
+
+/// `pop_frame_with` hands out the same frames, one per call, as
+/// `pop_frame` would (the bare-metal service takes one frame per free NIC
+/// buffer).
+#[test]
+fn pop_frame_with_yields_one_frame_per_call_like_pop_frame() {
+    let build = || {
+        let mut t = transport(A, 0xa1);
+        t.connect(B, 0).unwrap();
+        t.connect(NodeId(2), 0).unwrap();
+        t
+    };
+    let (mut one, mut other) = (build(), build());
+    let mut seen = Vec::new();
+    while one.pop_frame_with(|f| seen.push(f.to_vec())) {}
+    let expected: Vec<Vec<u8>> = core::iter::from_fn(|| other.pop_frame()).collect();
+    assert_eq!(seen.len(), 2, "two Hellos");
+    // Hellos carry a per-transport challenge counter, equal in both runs.
+    assert_eq!(seen, expected);
+    assert!(!one.pop_frame_with(|_| panic!("nothing left")));
+}

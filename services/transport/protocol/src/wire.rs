@@ -249,6 +249,35 @@ pub(crate) fn build_frame(buf: &mut Vec<u8>, eth: &EthernetHeader, header: &Fram
     buf.extend_from_slice(&[0u8; TAG_LEN]);
 }
 
+/// A whole frame sealed under `key`, exactly as a member holding that key
+/// would send it. For tools and tests that speak the wire format from
+/// outside a [`crate::Transport`] (the forged-frame system test builds its
+/// frames with this, some under the wrong key); a transport builds its own.
+pub fn encode_sealed(eth: &EthernetHeader, header: &FrameHeader, payload: &[u8], key: &[u8; 32]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    build_frame(&mut frame, eth, header, payload);
+    crate::auth::FrameAuth::new(key).seal(&mut frame);
+    frame
+}
+
+/// Re-seals a frame after its header or payload was changed: recomputes the
+/// tag under `key` over the bytes [`parse`] says it covers. Returns false
+/// (and leaves the frame alone) if it is not structurally a Sinter frame.
+pub fn reseal(frame: &mut [u8], key: &[u8; 32]) -> bool {
+    let covered = match parse(frame) {
+        Ok(parsed) => parsed.covered.len(),
+        Err(_) => return false,
+    };
+    let tag = crate::auth::FrameAuth::new(key).tag(&frame[..covered]);
+    frame[covered..covered + TAG_LEN].copy_from_slice(&tag);
+    true
+}
+
+/// Whether `frame` is well-formed and its tag verifies under `key`.
+pub fn verify(frame: &[u8], key: &[u8; 32]) -> bool {
+    parse(frame).is_ok_and(|parsed| crate::auth::FrameAuth::new(key).verify(parsed.covered, parsed.tag))
+}
+
 /// The header of a frame built by [`build_frame`], for patching before it
 /// is sealed.
 pub(crate) fn header_mut(frame: &mut [u8]) -> Option<&mut FrameHeader> {
@@ -363,6 +392,21 @@ mod tests {
         h.kind = FrameKind::Ack as u8;
         build_frame(&mut bad, &eth(), &h, b"hello");
         assert_eq!(parse(&bad).unwrap_err(), Malformed::BadField);
+    }
+
+    #[test]
+    fn sealed_frames_verify_only_under_their_key_and_reseal_after_changes() {
+        let key = [0x5a; 32];
+        let mut frame = encode_sealed(&eth(), &data_header(), b"hello", &key);
+        assert!(verify(&frame, &key));
+        assert!(!verify(&frame, &[0x5b; 32]));
+        frame[PAYLOAD_OFFSET] ^= 1;
+        assert!(!verify(&frame, &key), "a changed payload breaks the tag");
+        assert!(reseal(&mut frame, &key));
+        assert!(verify(&frame, &key));
+        let mut short = frame[..20].to_vec();
+        assert!(!reseal(&mut short, &key));
+        assert_eq!(short, frame[..20]);
     }
 
     #[test]

@@ -19,6 +19,14 @@ impl Transport {
             Verdict::Duplicate => self.stats.dup_suppressed += 1,
             Verdict::Accepted(_) => self.stats.frames_accepted += 1,
         }
+        if !matches!(verdict, Verdict::Dropped(_)) {
+            // Authentic, so the source node field is the sender's.
+            let src = frame.get(22..24).map(|b| NodeId(u16::from_be_bytes([b[0], b[1]])));
+            if let Some(i) = src.and_then(|src| self.peer_index(src)) {
+                self.peers[i].counts.frames_received += 1;
+                self.peers[i].counts.bytes_received += frame.len() as u64;
+            }
+        }
         verdict
     }
 
@@ -181,9 +189,12 @@ impl Transport {
             let Self { peers, stats, out, .. } = self;
             let p = &mut peers[i];
             let generation = p.generation;
-            p.tx.on_ack(ack, sack, window, now, stats, &mut |seq| {
+            let before = stats.retransmitted;
+            let acked = p.tx.on_ack(ack, sack, window, now, stats, &mut |seq| {
                 out.push_back(OutFrame::Data { peer: i, generation, seq });
-            })
+            });
+            p.counts.retransmits += stats.retransmitted - before;
+            acked
         };
         if parsed.kind == FrameKind::Ack {
             if ack_now {
@@ -206,7 +217,9 @@ impl Transport {
             let p = &mut peers[i];
             let (from, generation) = (p.id, p.generation);
             let errors_before = p.rx.reassembly_errors;
+            let counts = &mut p.counts;
             let outcome = p.rx.accept(seq, fragment, &mut |done| {
+                counts.messages_delivered += 1;
                 stats.messages_delivered += 1;
                 stats.bytes_delivered += done.data.len() as u64;
                 events.push_back(Pending {

@@ -17,7 +17,7 @@ use crate::ids::{MacAddr, MessageId, NodeId};
 use crate::recv::Receiver;
 use crate::rtt::RttEstimator;
 use crate::send::Sender;
-use crate::stats::{PeerStats, Stats};
+use crate::stats::{PeerCounters, PeerStats, Stats};
 use crate::wire::{build_frame, EthernetHeader, FrameHeader, FrameKind, ETHERTYPE, VERSION};
 
 /// The reliable, authenticated transport of one node. See the crate docs
@@ -82,6 +82,7 @@ struct Peer {
     ack_queued: bool,
     tx: Sender,
     rx: Receiver,
+    counts: PeerCounters,
 }
 
 /// A frame waiting for the driver; encoded and sealed when drained, so it
@@ -147,6 +148,7 @@ impl Transport {
                 ack_queued: false,
                 tx: transport.new_sender(),
                 rx: Receiver::new(transport.window, transport.max_message_len),
+                counts: PeerCounters::default(),
             };
             transport.peers.push(peer);
         }
@@ -193,6 +195,7 @@ impl Transport {
             queued: p.tx.queued(),
             consecutive_timeouts: p.tx.consecutive_timeouts,
             receive_window: p.rx.receive_window(),
+            counts: p.counts,
         })
     }
 
@@ -296,9 +299,11 @@ impl Transport {
             if p.session.is_some() {
                 let generation = p.generation;
                 let mut queue = |seq| out.push_back(OutFrame::Data { peer: i, generation, seq });
+                let before = stats.retransmitted;
                 if p.tx.on_timer(now, stats, &mut queue) {
                     out.push_back(OutFrame::Ack { peer: i, probe: true });
                 }
+                p.counts.retransmits += stats.retransmitted - before;
             }
             if self.peers[i].rx.ack_deadline.is_some_and(|d| d <= now) {
                 self.queue_ack(i);

@@ -18,6 +18,23 @@ impl Transport {
         }
     }
 
+    /// Hands the next waiting frame to `sink` (a view, as in
+    /// [`drain_frames`](Self::drain_frames)); false if none was waiting. For
+    /// a driver that can take only so many frames at a time.
+    pub fn pop_frame_with(&mut self, mut sink: impl FnMut(&[u8])) -> bool {
+        while let Some(frame) = self.out.pop_front() {
+            let mut emitted = false;
+            self.emit(frame, &mut |bytes| {
+                emitted = true;
+                sink(bytes);
+            });
+            if emitted {
+                return true;
+            }
+        }
+        false
+    }
+
     /// The next frame for the driver, as an owned buffer.
     pub fn pop_frame(&mut self) -> Option<Vec<u8>> {
         while let Some(frame) = self.out.pop_front() {
@@ -55,6 +72,8 @@ impl Transport {
                 auth.seal(&mut f.frame);
                 sink(&f.frame);
                 p.rx.ack_sent();
+                p.counts.frames_sent += 1;
+                p.counts.bytes_sent += f.frame.len() as u64;
                 stats.frames_sent += 1;
             }
             OutFrame::Ack { peer, probe } => {
@@ -77,7 +96,7 @@ impl Transport {
                 build_frame(&mut self.scratch, &eth, &h, &[]);
                 self.auth.seal(&mut self.scratch);
                 sink(&self.scratch);
-                self.stats.frames_sent += 1;
+                self.count_sent(peer);
                 self.stats.acks_sent += 1;
             }
             OutFrame::Hello { peer, dst_epoch, challenge, echo } => {
@@ -95,9 +114,18 @@ impl Transport {
                 build_frame(&mut self.scratch, &eth, &h, body.as_bytes());
                 self.auth.seal(&mut self.scratch);
                 sink(&self.scratch);
-                self.stats.frames_sent += 1;
+                self.count_sent(peer);
                 self.stats.hellos_sent += 1;
             }
+        }
+    }
+
+    /// Counts the frame in `scratch` as sent to peer index `peer`.
+    fn count_sent(&mut self, peer: usize) {
+        self.stats.frames_sent += 1;
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.counts.frames_sent += 1;
+            p.counts.bytes_sent += self.scratch.len() as u64;
         }
     }
 }
