@@ -2,11 +2,13 @@
 //! the unmodified Debian kernel with the busybox initramfs and
 //! sinter-workload under Sinter's own SVM backend (nested paging, 2 vCPUs
 //! on the node's 2 cores, 2048 MiB of guest RAM from `qemu-1node.toml`),
-//! and the guest powers the node off through ACPI S5.
+//! and the guest powers the node off through ACPI S5. The same boot's
+//! per-vCPU exit statistics (`bench vm-exits:`) are checked for shape.
 
 use std::time::{Duration, Instant};
 
 use sinter_system_tests::hw_config;
+use xtask::bench::{exit_reason_names, VcpuExits};
 use xtask::cluster::{Cluster, ClusterOptions};
 use xtask::guest::{self, parse_summary, PlainQemuOptions};
 use xtask::qemu::NodeExit;
@@ -74,6 +76,25 @@ fn debian_guest_runs_the_workload_under_sinter_and_powers_off() {
     assert!(log.contains("vm: guest requested ACPI S5 (power off) on vCPU"), "{log}");
     assert!(log.contains("vm: guest powered off; the node powers off"), "{log}");
     assert_eq!(exits[0], NodeExit::PoweredOff, "{log}");
+
+    // Exit statistics (what `cargo xtask bench --only guest` reads): one
+    // line per vCPU, every reason listed, the reasons adding up to the
+    // VMRUNs counted apart from them. No figures are asserted.
+    let stats = VcpuExits::parse_all(&lines).expect("well-formed `bench vm-exits:` lines");
+    assert_eq!(stats.iter().map(|e| e.vcpu).collect::<Vec<_>>(), [0, 1], "{log}");
+    for e in &stats {
+        let names: Vec<&str> = e.by_reason.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(names, exit_reason_names(), "vCPU {}: {log}", e.vcpu);
+        assert!(e.total > 0, "vCPU {} counted no exits", e.vcpu);
+        assert_eq!(e.reason_sum(), e.total, "vCPU {}: reasons do not add up to the total: {e:?}", e.vcpu);
+        // Both vCPUs take interrupts (each acknowledges with an EOI write
+        // to its xAPIC page) and idle in HLT; a clean run has no shutdown.
+        assert!(e.count("npf-lapic") > Some(0) && e.count("hlt") > Some(0), "{e:?}");
+        assert_eq!(e.count("shutdown"), Some(0), "{e:?}");
+        assert!(e.halted_ms <= e.run_ms, "{e:?}");
+    }
+    // The boot processor printed the guest's console through the UART.
+    assert!(stats[0].count("ioio") > Some(0), "{:?}", stats[0]);
     eprintln!("Sinter run: MemTotal {memtotal_kib} KiB of {configured_kib} KiB, node ended after {elapsed:.1?}");
 
     // The same payload on plain QEMU with the same RAM: Sinter must give

@@ -2,12 +2,15 @@
 //! against a baseline measured in the same boot.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use sinter_svm::exit::ExitReason;
 
 use crate::cluster::{Cluster, ClusterOptions};
+use crate::guest::{self, parse_summary, PlainQemuOptions};
 use crate::paths::workspace_root;
+use crate::qemu::NodeExit;
 
 /// Figures the firmware printed as `bench NAME: key=value ...`.
 #[derive(Debug, Clone, Default)]
@@ -128,9 +131,316 @@ pub fn npf_bench() -> Result<NpfFigures> {
     })
 }
 
+// ---------------------------------------------------------------- guest --
+
+/// The firmware's per-vCPU exit statistics line (kernel/src/hv/linux/vcpu.rs).
+pub const VM_EXITS_LINE: &str = "bench vm-exits:";
+
+/// The exit reasons of a `bench vm-exits:` line, in the order it lists them.
+pub fn exit_reason_names() -> Vec<&'static str> {
+    ExitReason::ALL.iter().map(|r| r.name()).collect()
+}
+
+/// One vCPU's `bench vm-exits:` line: its exits by reason over its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VcpuExits {
+    pub vcpu: u32,
+    /// Wall time from the vCPU's first VMRUN to the VM's stop (guest TSC).
+    pub run_ms: u64,
+    /// Of which waiting on the host in HLT.
+    pub halted_ms: u64,
+    /// Interrupts injected into the guest (not exits).
+    pub injected: u64,
+    /// Times the vCPU's APIC timer fired (not exits).
+    pub timer_events: u64,
+    /// VMRUNs, counted apart from the reasons.
+    pub total: u64,
+    /// (reason, exits), in the line's order.
+    pub by_reason: Vec<(String, u64)>,
+}
+
+impl VcpuExits {
+    /// Parses one line; `None` if it is not a `bench vm-exits:` line.
+    pub fn parse(line: &str) -> Option<Result<Self>> {
+        let rest = line.trim().strip_prefix(VM_EXITS_LINE)?;
+        Some(Self::parse_fields(rest).with_context(|| format!("malformed line `{}`", line.trim())))
+    }
+
+    fn parse_fields(fields: &str) -> Result<Self> {
+        let (mut vcpu, mut run_ms, mut halted_ms, mut total) = (None, None, None, None);
+        let (mut injected, mut timer_events) = (None, None);
+        let mut by_reason = Vec::new();
+        for field in fields.split_whitespace() {
+            let (key, value) = field.split_once('=').with_context(|| format!("`{field}` is not key=value"))?;
+            let value: u64 = value.parse().with_context(|| format!("`{field}`: not a number"))?;
+            match key {
+                "vcpu" => vcpu = Some(u32::try_from(value)?),
+                "run_ms" => run_ms = Some(value),
+                "halted_ms" => halted_ms = Some(value),
+                "total" => total = Some(value),
+                "injected" => injected = Some(value),
+                "timer_events" => timer_events = Some(value),
+                reason => by_reason.push((reason.to_string(), value)),
+            }
+        }
+        let missing = |what: &str| anyhow!("no {what}=");
+        Ok(Self {
+            vcpu: vcpu.ok_or_else(|| missing("vcpu"))?,
+            run_ms: run_ms.ok_or_else(|| missing("run_ms"))?,
+            halted_ms: halted_ms.ok_or_else(|| missing("halted_ms"))?,
+            injected: injected.ok_or_else(|| missing("injected"))?,
+            timer_events: timer_events.ok_or_else(|| missing("timer_events"))?,
+            total: total.ok_or_else(|| missing("total"))?,
+            by_reason,
+        })
+    }
+
+    /// Every `bench vm-exits:` line of a console, by vCPU.
+    pub fn parse_all<S: AsRef<str>>(console: &[S]) -> Result<Vec<Self>> {
+        let mut all: Vec<Self> = console.iter().filter_map(|l| Self::parse(l.as_ref())).collect::<Result<_>>()?;
+        all.sort_by_key(|e| e.vcpu);
+        Ok(all)
+    }
+
+    pub fn count(&self, reason: &str) -> Option<u64> {
+        self.by_reason.iter().find(|(r, _)| r == reason).map(|&(_, n)| n)
+    }
+
+    pub fn reason_sum(&self) -> u64 {
+        self.by_reason.iter().map(|&(_, n)| n).sum()
+    }
+
+    /// `exits` over this vCPU's run, per second.
+    pub fn per_second(&self, exits: u64) -> f64 {
+        per_second(exits, self.run_ms)
+    }
+}
+
+pub fn per_second(exits: u64, ms: u64) -> f64 {
+    exits as f64 * 1000.0 / ms.max(1) as f64
+}
+
+/// Host-side wall times of one boot of the guest payload, from QEMU's
+/// launch.
+#[derive(Debug, Clone, Copy)]
+pub struct BootTimes {
+    /// To the workload's first line (`workload: nproc=...`).
+    pub first_workload_line: Duration,
+    /// To the workload's `N passed, N failed`.
+    pub summary_line: Duration,
+    /// To QEMU's exit.
+    pub total: Duration,
+}
+
+/// The guest benchmark: the same payload booted under Sinter (one node)
+/// and on plain QEMU with the same vCPUs and RAM, in one run.
+#[derive(Debug, Clone)]
+pub struct GuestFigures {
+    pub vcpus: u16,
+    pub memory_mib: u32,
+    pub sinter: BootTimes,
+    /// Sinter only: to `vm: starting the guest` (OVMF, the loader, the
+    /// firmware's boot, loading the guest).
+    pub sinter_guest_start: Duration,
+    pub plain: BootTimes,
+    pub plain_command: String,
+    pub kernel: String,
+    /// The vCPUs' exit statistics from the Sinter boot.
+    pub exits: Vec<VcpuExits>,
+    /// How long each workload check took (from the previous check's line,
+    /// the first from the first workload line): (name, Sinter, plain).
+    pub checks: Vec<(String, Duration, Duration)>,
+}
+
+/// Each `check NAME: ...` line's time since the previous one (the first:
+/// since the first `workload:` line), in console order.
+pub fn check_durations<'a>(timed: impl IntoIterator<Item = (Duration, &'a str)>) -> Vec<(String, Duration)> {
+    let mut last = None;
+    let mut out = Vec::new();
+    for (at, line) in timed {
+        if last.is_none() && line.starts_with("workload:") {
+            last = Some(at);
+        }
+        if let Some(name) = line.strip_prefix("check ").and_then(|r| r.split_once(": ")).map(|(n, _)| n) {
+            out.push((name.to_string(), at.saturating_sub(last.unwrap_or(at))));
+            last = Some(at);
+        }
+    }
+    out
+}
+
+impl GuestFigures {
+    pub fn ratio(sinter: Duration, plain: Duration) -> f64 {
+        sinter.as_secs_f64() / plain.as_secs_f64().max(1e-3)
+    }
+
+    /// Sinter from the guest's start, i.e. without the firmware's own boot.
+    pub fn sinter_from_guest_start(&self, at: Duration) -> Duration {
+        at.saturating_sub(self.sinter_guest_start)
+    }
+
+    /// The longest vCPU run (vCPU 0 runs from the guest's start to its end).
+    pub fn vm_run_ms(&self) -> u64 {
+        self.exits.iter().map(|e| e.run_ms).max().unwrap_or(0)
+    }
+}
+
+/// `vm: starting the guest: N vCPUs, M MiB, ...` as (N, M).
+pub fn parse_guest_start(line: &str) -> Option<(u16, u32)> {
+    let rest = line.strip_prefix("vm: starting the guest: ")?;
+    let mut parts = rest.split(", ");
+    let vcpus = parts.next()?.strip_suffix(" vCPUs")?.parse().ok()?;
+    let mib = parts.next()?.strip_suffix(" MiB")?.parse().ok()?;
+    Some((vcpus, mib))
+}
+
+/// The node's `-cpu` without the SVM flags: the CPU model a plain-QEMU
+/// guest should get to compare with the guest under Sinter (which sees
+/// that model, SVM hidden).
+pub fn plain_cpu_model(node_cpu: &str) -> String {
+    node_cpu.split(',').filter(|f| !matches!(*f, "+svm" | "+npt" | "svm=on" | "npt=on")).collect::<Vec<_>>().join(",")
+}
+
+/// Boots the guest payload under Sinter (`qemu-1node.toml`), then on plain
+/// QEMU with the vCPUs and RAM the firmware gave the guest and the node's
+/// CPU model, and returns both boots' timings and the Sinter boot's exit
+/// statistics.
+pub fn guest_bench() -> Result<GuestFigures> {
+    let payload = guest::prepare()?;
+    let config = workspace_root().join("hw-configs/qemu-1node.toml");
+    let node_cpu = crate::images::load_config(&config)?.config.qemu.map_or_else(|| "EPYC".to_string(), |q| q.cpu);
+    let mut options = ClusterOptions::new(config);
+    options.payload = guest::sinter_payload(&payload)?;
+    let mut cluster = Cluster::launch(&options)?;
+    let exits = cluster.wait(Duration::from_secs(900), &|| false);
+    let ended = Instant::now();
+    let node = cluster.node(0);
+    let timed = node.console.timed_lines();
+    let started = node.started;
+    let log = || timed.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n");
+    if exits[0] != NodeExit::PoweredOff {
+        bail!("the Sinter boot ended {:?}:\n{}", exits[0], log());
+    }
+    let at = |pred: &dyn Fn(&str) -> bool, what: &str| -> Result<Duration> {
+        timed
+            .iter()
+            .find(|(_, l)| pred(l))
+            .map(|(t, _)| t.saturating_duration_since(started))
+            .ok_or_else(|| anyhow!("the Sinter boot printed no {what}:\n{}", log()))
+    };
+    let (vcpus, memory_mib) = timed
+        .iter()
+        .find_map(|(_, l)| parse_guest_start(l))
+        .ok_or_else(|| anyhow!("the Sinter boot never started the guest:\n{}", log()))?;
+    match timed.iter().find_map(|(_, l)| parse_summary(l)) {
+        Some((passed, 0)) if passed > 0 => {}
+        other => bail!("the workload under Sinter did not pass ({other:?}):\n{}", log()),
+    }
+    let sinter = BootTimes {
+        first_workload_line: at(&|l| l.starts_with("workload:"), "workload line")?,
+        summary_line: at(&|l| parse_summary(l).is_some(), "summary")?,
+        total: ended.saturating_duration_since(started),
+    };
+    let sinter_guest_start = at(&|l| l.starts_with("vm: starting the guest"), "guest start")?;
+    let lines: Vec<&str> = timed.iter().map(|(_, l)| l.as_str()).collect();
+    let vm_exits = VcpuExits::parse_all(&lines)?;
+    if vm_exits.len() != usize::from(vcpus) {
+        bail!("{} `{VM_EXITS_LINE}` lines for {vcpus} vCPUs:\n{}", vm_exits.len(), log());
+    }
+    drop(cluster);
+
+    let mut plain_options = PlainQemuOptions::new(vcpus, memory_mib);
+    plain_options.cpu = plain_cpu_model(&node_cpu);
+    plain_options.timeout = Duration::from_secs(600);
+    let plain = guest::boot_plain_qemu_with(&payload, &plain_options)?;
+    if !plain.is_clean() {
+        bail!("the plain QEMU boot was not clean ({:?}):\n{}", plain.exit, plain.log());
+    }
+    let missing = || anyhow!("the plain QEMU boot lacks a workload line:\n{}", plain.log());
+    let sinter_checks = check_durations(timed.iter().map(|(t, l)| (t.saturating_duration_since(started), l.as_str())));
+    let plain_checks = check_durations(plain.lines.iter().filter(|l| !l.from_qemu).map(|l| (l.at, l.text.as_str())));
+    let checks = sinter_checks
+        .into_iter()
+        .filter_map(|(name, s)| {
+            let p = plain_checks.iter().find(|(n, _)| *n == name)?.1;
+            Some((name, s, p))
+        })
+        .collect();
+    Ok(GuestFigures {
+        vcpus,
+        memory_mib,
+        sinter,
+        sinter_guest_start,
+        plain: BootTimes {
+            first_workload_line: plain.first_workload_line.ok_or_else(missing)?,
+            summary_line: plain.summary_line.ok_or_else(missing)?,
+            total: plain.total,
+        },
+        plain_command: plain.command,
+        kernel: payload.kernel_source.to_string(),
+        exits: vm_exits,
+        checks,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_vm_exit_lines() {
+        let console = [
+            "vcpu 1: stopped after 7 exits",
+            "bench vm-exits: vcpu=1 run_ms=900 halted_ms=450 injected=2 timer_events=1 total=7 ioio=4 hlt=3",
+            "bench vm-exits: vcpu=0 run_ms=1000 halted_ms=10 injected=3 timer_events=2 total=5 ioio=2 npf-lapic=3",
+        ];
+        let all = VcpuExits::parse_all(&console).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].vcpu, all[0].run_ms, all[0].halted_ms, all[0].total), (0, 1000, 10, 5));
+        assert_eq!((all[0].injected, all[0].timer_events), (3, 2));
+        assert_eq!(all[0].by_reason, vec![("ioio".to_string(), 2), ("npf-lapic".to_string(), 3)]);
+        assert_eq!(all[0].reason_sum(), 5);
+        assert_eq!(all[1].count("hlt"), Some(3));
+        assert_eq!(all[1].count("cpuid"), None);
+        assert_eq!(all[0].per_second(3), 3.0);
+        assert!(VcpuExits::parse_all(&["bench vm-exits: vcpu=0 total=x"]).is_err());
+        assert!(VcpuExits::parse_all(&["bench vm-exits: vcpu=0 total=3"]).is_err(), "run_ms missing");
+        assert!(VcpuExits::parse("bench other: vcpu=0").is_none());
+    }
+
+    #[test]
+    fn reason_names_are_the_firmware_ones() {
+        let names = exit_reason_names();
+        assert_eq!(names.first(), Some(&"ioio"));
+        assert!(names.contains(&"npf-lapic") && names.contains(&"vintr") && names.contains(&"other"));
+    }
+
+    #[test]
+    fn check_durations_count_from_the_previous_check() {
+        let s = Duration::from_secs;
+        let lines = [
+            (s(1), "init: running"),
+            (s(2), "workload: nproc=2"),
+            (s(3), "workload: memtotal_kib=1"),
+            (s(5), "check a: ok"),
+            (s(9), "check b: FAILED x"),
+            (s(10), "2 passed, 0 failed"),
+        ];
+        assert_eq!(check_durations(lines), vec![("a".to_string(), s(3)), ("b".to_string(), s(4))]);
+    }
+
+    #[test]
+    fn plain_cpu_drops_the_svm_flags() {
+        assert_eq!(plain_cpu_model("EPYC,+svm,+npt"), "EPYC");
+        assert_eq!(plain_cpu_model("EPYC-Rome,+svm,-xsave"), "EPYC-Rome,-xsave");
+    }
+
+    #[test]
+    fn guest_start_line() {
+        let line = "vm: starting the guest: 2 vCPUs, 768 MiB, cmdline \"console=ttyS0 quiet panic=-1\"";
+        assert_eq!(parse_guest_start(line), Some((2, 768)));
+        assert_eq!(parse_guest_start("vm: starting the guest: two vCPUs, 768 MiB"), None);
+    }
 
     #[test]
     fn parses_firmware_bench_lines() {

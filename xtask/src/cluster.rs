@@ -74,6 +74,8 @@ pub struct Node {
     pub defmt: ConsoleLog,
     pub machine: NodeMachine,
     pub switch_port: PortId,
+    /// Just before this node's QEMU was started (console times count from it).
+    pub started: Instant,
     child: Option<Child>,
     exit: Option<NodeExit>,
 }
@@ -230,6 +232,7 @@ impl Cluster {
             // the async-signal-safe prctl. PDEATHSIG kills QEMU if the harness
             // dies without cleaning up.
             unsafe { cmd.pre_exec(die_with_parent) };
+            let started = Instant::now();
             let mut child = cmd.spawn().with_context(|| format!("starting {}", machine.qemu.display()))?;
             let console = ConsoleLog::default();
             if let Some(stdout) = child.stdout.take() {
@@ -250,7 +253,16 @@ impl Cluster {
                 options.echo,
                 stop_readers.clone(),
             ));
-            cluster.nodes.push(Node { id, console, defmt, machine, switch_port: port, child: Some(child), exit: None });
+            cluster.nodes.push(Node {
+                id,
+                console,
+                defmt,
+                machine,
+                switch_port: port,
+                started,
+                child: Some(child),
+                exit: None,
+            });
         }
         Ok(cluster)
     }

@@ -1,6 +1,6 @@
 //! Node consoles: each QEMU's serial output, split into lines, cleaned of
-//! terminal escape sequences, kept for assertions and echoed with a
-//! `[node k]` prefix.
+//! terminal escape sequences, kept for assertions (each with the host time
+//! it was read at, for boot timings) and echoed with a `[node k]` prefix.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Condvar, Mutex};
@@ -11,18 +11,39 @@ use std::time::{Duration, Instant};
 /// whoever waits on them.
 #[derive(Clone, Default)]
 pub struct ConsoleLog {
-    inner: Arc<(Mutex<Vec<String>>, Condvar)>,
+    inner: Arc<(Mutex<Lines>, Condvar)>,
+}
+
+#[derive(Default)]
+struct Lines {
+    text: Vec<String>,
+    /// When each line was pushed (read from QEMU), same index as `text`.
+    at: Vec<Instant>,
 }
 
 impl ConsoleLog {
     pub fn push(&self, line: String) {
         let (lines, changed) = &*self.inner;
-        lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        let mut lines = lines.lock().unwrap_or_else(|p| p.into_inner());
+        lines.text.push(line);
+        lines.at.push(Instant::now());
         changed.notify_all();
     }
 
     pub fn lines(&self) -> Vec<String> {
-        self.inner.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner.0.lock().unwrap_or_else(|p| p.into_inner()).text.clone()
+    }
+
+    /// Every line with the host time it arrived at.
+    pub fn timed_lines(&self) -> Vec<(Instant, String)> {
+        let lines = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.at.iter().copied().zip(lines.text.iter().cloned()).collect()
+    }
+
+    /// When the first line satisfying `pred` arrived, if one has.
+    pub fn first_at(&self, pred: impl Fn(&str) -> bool) -> Option<Instant> {
+        let lines = self.inner.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.text.iter().position(|l| pred(l)).map(|i| lines.at[i])
     }
 
     pub fn text(&self) -> String {
@@ -35,7 +56,7 @@ impl ConsoleLog {
         let (lines, changed) = &*self.inner;
         let mut guard = lines.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(line) = guard.iter().find(|l| pred(l)) {
+            if let Some(line) = guard.text.iter().find(|l| pred(l)) {
                 return Some(line.clone());
             }
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -142,6 +163,20 @@ mod tests {
         assert_eq!(log.wait_for(Duration::from_secs(5), |l| l.contains("node")).as_deref(), Some("hello node"));
         assert!(log.wait_for(Duration::from_millis(10), |l| l.contains("absent")).is_none());
         t.join().unwrap();
+    }
+
+    #[test]
+    fn lines_keep_their_arrival_times() {
+        let log = ConsoleLog::default();
+        let before = Instant::now();
+        log.push("first".into());
+        std::thread::sleep(Duration::from_millis(5));
+        log.push("second".into());
+        let timed = log.timed_lines();
+        assert_eq!(timed.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+        assert!(before <= timed[0].0 && timed[0].0 < timed[1].0);
+        assert_eq!(log.first_at(|l| l == "second"), Some(timed[1].0));
+        assert_eq!(log.first_at(|l| l == "third"), None);
     }
 
     #[test]

@@ -471,6 +471,9 @@ pub fn build_initramfs(busybox: &[u8], workload: &[u8]) -> Result<Vec<u8>> {
 pub struct PlainQemuOptions {
     pub smp: u16,
     pub memory_mib: u32,
+    /// QEMU's `-cpu` (default `max`; the guest benchmark uses the node's
+    /// model, e.g. `EPYC`, so both guests see comparable CPUs).
+    pub cpu: String,
     /// The run is killed (and reported as `TimedOut`) after this long.
     pub timeout: Duration,
     /// Words appended to [`PLAIN_QEMU_APPEND`] (e.g. `WORKLOAD_MEM_PERCENT=50`).
@@ -484,6 +487,7 @@ impl PlainQemuOptions {
         PlainQemuOptions {
             smp,
             memory_mib,
+            cpu: "max".to_string(),
             timeout: Duration::from_secs(600),
             extra_append: String::new(),
             echo: false,
@@ -586,7 +590,7 @@ pub fn plain_qemu_command(qemu: &Path, payload: &GuestPayload, options: &PlainQe
         append.push_str(options.extra_append.trim());
     }
     let mut cmd = Command::new(qemu);
-    cmd.args(["-machine", "q35", "-accel", "tcg", "-cpu", "max"])
+    cmd.args(["-machine", "q35", "-accel", "tcg", "-cpu", &options.cpu])
         .args(["-smp", &options.smp.to_string()])
         .args(["-m", &format!("{}M", options.memory_mib)])
         .arg("-kernel")
@@ -865,5 +869,8 @@ mod tests {
             "-machine q35 -accel tcg -cpu max -smp 2 -m 1024M -kernel /k/vmlinuz -initrd /i/initramfs.cpio.gz \
              -append console=ttyS0 quiet panic=-1 WORKLOAD_MEM_PERCENT=10 -nographic -no-reboot"
         );
+        options.cpu = "EPYC".into();
+        let cmd = plain_qemu_command(Path::new("qemu-system-x86_64"), &payload, &options);
+        assert!(cmd.get_args().any(|a| a == "EPYC"));
     }
 }

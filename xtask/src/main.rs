@@ -65,7 +65,7 @@ enum Cmd {
     Lint,
     /// Benchmarks, each reported as a ratio to a baseline from the same run.
     Bench {
-        /// Only this benchmark: `coherence`, `ipc`, `npf` or `nic`.
+        /// Only this benchmark: `coherence`, `ipc`, `npf`, `nic` or `guest`.
         #[arg(long)]
         only: Option<String>,
     },
@@ -273,7 +273,7 @@ fn lint() -> Result<()> {
 
 fn bench(only: Option<&str>) -> Result<()> {
     let wanted = |name: &str| only.is_none_or(|o| o == name);
-    const KNOWN: [&str; 4] = ["coherence", "ipc", "npf", "nic"];
+    const KNOWN: [&str; 5] = ["coherence", "ipc", "npf", "nic", "guest"];
     if let Some(name) = only.filter(|o| !KNOWN.contains(o)) {
         bail!("--only {name}: known benchmarks are {}", KNOWN.map(|k| format!("`{k}`")).join(", "));
     }
@@ -316,6 +316,13 @@ fn bench(only: Option<&str>) -> Result<()> {
     if wanted("nic") {
         nic_bench()?;
     }
+    if wanted("guest") {
+        eprintln!(
+            "xtask: Debian guest boot under Sinter (1 node) vs plain QEMU TCG with the same vCPUs and RAM, \
+             and the Sinter boot's exits by reason"
+        );
+        print_guest_figures(&xtask::bench::guest_bench()?);
+    }
     Ok(())
 }
 
@@ -352,6 +359,79 @@ fn nic_bench() -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn print_guest_figures(f: &xtask::bench::GuestFigures) {
+    use xtask::bench::{exit_reason_names, per_second, GuestFigures};
+    let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
+    println!("guest: {}, {} vCPUs, {} MiB; plain QEMU: {}", f.kernel, f.vcpus, f.memory_mib, f.plain_command);
+    println!();
+    println!("| host wall time from QEMU's launch to | Sinter (s) | plain QEMU (s) | Sinter ÷ plain |");
+    println!("|---|---|---|---|");
+    for (what, sinter, plain) in [
+        ("the workload's first line", f.sinter.first_workload_line, f.plain.first_workload_line),
+        ("`N passed, N failed`", f.sinter.summary_line, f.plain.summary_line),
+        ("QEMU's exit", f.sinter.total, f.plain.total),
+    ] {
+        println!("| {what} | {} | {} | {:.2} |", secs(sinter), secs(plain), GuestFigures::ratio(sinter, plain));
+    }
+    println!("| Sinter: `vm: starting the guest` (OVMF, loader, firmware) | {} | | |", secs(f.sinter_guest_start));
+    for (what, sinter, plain) in [
+        ("the workload's first line", f.sinter.first_workload_line, f.plain.first_workload_line),
+        ("`N passed, N failed`", f.sinter.summary_line, f.plain.summary_line),
+    ] {
+        let from_start = f.sinter_from_guest_start(sinter);
+        println!(
+            "| Sinter from the guest's start to {what} | {} | {} | {:.2} |",
+            secs(from_start),
+            secs(plain),
+            GuestFigures::ratio(from_start, plain)
+        );
+    }
+    println!();
+    println!("| workload check (time since the previous line) | Sinter (s) | plain QEMU (s) | Sinter ÷ plain |");
+    println!("|---|---|---|---|");
+    for (name, sinter, plain) in &f.checks {
+        let (s, p) = (sinter.as_secs_f64(), plain.as_secs_f64());
+        println!("| {name} | {s:.2} | {p:.2} | {:.2} |", GuestFigures::ratio(*sinter, *plain));
+    }
+    println!();
+    let vm_ms = f.vm_run_ms();
+    let header: Vec<String> =
+        f.exits.iter().map(|e| format!("vCPU {} exits | vCPU {} /s", e.vcpu, e.vcpu)).collect::<Vec<_>>();
+    println!("| exit reason | {} | all vCPUs /s | share |", header.join(" | "));
+    println!("|---|{}---|---|", "---|---|".repeat(f.exits.len()));
+    let total: u64 = f.exits.iter().map(|e| e.total).sum();
+    let mut rows: Vec<(String, Vec<u64>)> = exit_reason_names()
+        .into_iter()
+        .map(|r| (r.to_string(), f.exits.iter().map(|e| e.count(r).unwrap_or(0)).collect()))
+        .collect();
+    rows.push(("total".to_string(), f.exits.iter().map(|e| e.total).collect()));
+    for (reason, counts) in rows {
+        let cells: Vec<String> =
+            f.exits.iter().zip(&counts).map(|(e, &n)| format!("{n} | {:.0}", e.per_second(n))).collect();
+        let sum: u64 = counts.iter().sum();
+        println!(
+            "| {reason} | {} | {:.0} | {:.1}% |",
+            cells.join(" | "),
+            per_second(sum, vm_ms),
+            sum as f64 * 100.0 / total.max(1) as f64
+        );
+    }
+    for e in &f.exits {
+        println!(
+            "vCPU {}: ran {:.1} s (from its first VMRUN to the VM's stop), {:.1} s of it halted on the host; \
+             {} interrupts injected ({:.0}/s), {} APIC timer events ({:.0}/s)",
+            e.vcpu,
+            e.run_ms as f64 / 1000.0,
+            e.halted_ms as f64 / 1000.0,
+            e.injected,
+            e.per_second(e.injected),
+            e.timer_events,
+            e.per_second(e.timer_events)
+        );
+    }
+    println!("all vCPUs /s: the vCPUs' exits summed, over the longest vCPU run ({:.1} s)", vm_ms as f64 / 1000.0);
 }
 
 fn doctor() -> Result<()> {

@@ -11,6 +11,12 @@
 //! deliverable interrupt (or opens an interrupt window). HLT waits on the
 //! host (`sti; hlt`, woken by the 1 kHz host tick or by an IPI another
 //! vCPU or device sends this core).
+//!
+//! Every exit is counted by reason (`sinter_svm::exit::ExitCounts`: plain
+//! integers, nothing logged on the way); when the VM stops each vCPU prints
+//! them as one `bench vm-exits: vcpu=N run_ms=.. halted_ms=.. injected=..
+//! timer_events=.. total=.. ioio=.. ...` line, which `cargo xtask bench
+//! --only guest` reads.
 
 use alloc::format;
 use alloc::string::String;
@@ -19,7 +25,7 @@ use sinter_config::UnbackedMmio;
 use sinter_mmio_emulator::walk::{translate, PagingState};
 use sinter_mmio_emulator::{emulate_mmio, AccessSize, BusError, CpuMode, GuestCpuState, MmioBus};
 use sinter_svm::cpuid::{CpuModel, CpuidDynamic, CpuidResult, CpuidSource, GuestCpuid, HostFeatures, Topology};
-use sinter_svm::exit::IoDirection;
+use sinter_svm::exit::{ExitCounts, ExitReason, IoDirection};
 use sinter_svm::msr::{MsrContext, MsrWrite, VcpuMsrs};
 use sinter_svm::pvclock::{self, TimeScale};
 use sinter_svm::vcpu::{Event, Gpr, SvmVcpu, Vcpu, VcpuExit};
@@ -56,7 +62,10 @@ impl CpuidSource for HostCpuid {
 
 #[derive(Default)]
 struct Counts {
-    exits: u64,
+    /// Exits by reason (printed as `bench vm-exits:` when the VM stops).
+    exits: ExitCounts,
+    /// TSC ticks spent waiting on the host in HLT.
+    halted_ticks: u64,
     msr_faults: u32,
     msr_ignored: u32,
     unbacked: u32,
@@ -164,14 +173,24 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
         if let Some(v) = sipi_vector { format!(" (SIPI vector {v:#x})") } else { String::new() }
     );
 
+    let started = rdtsc();
     loop {
         if vm.state() != VmState::Running {
             kprintln!(
                 "vcpu {index}: stopped after {} exits ({} interrupts injected, {} HLTs, {} timer events)",
-                counts.exits,
+                counts.exits.runs(),
                 counts.injected,
                 counts.halts,
                 lapic.stats().timer_fires
+            );
+            let ms = |ticks: u64| scale.ticks_to_ns(ticks) / 1_000_000;
+            kprintln!(
+                "bench vm-exits: vcpu={index} run_ms={} halted_ms={} injected={} timer_events={} {}",
+                ms(rdtsc().wrapping_sub(started)),
+                ms(counts.halted_ticks),
+                counts.injected,
+                lapic.stats().timer_fires,
+                counts.exits.fields()
             );
             return Ok(());
         }
@@ -204,10 +223,12 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
             tsc_aux_loaded = Some(aux);
         }
 
-        counts.exits += 1;
+        counts.exits.vmrun();
         let exit =
             vcpu.run().map_err(|e| format!("exit decode: {e:?} (exit code {:#x})", vcpu.vmcb().control.exit_code))?;
         let rip = vcpu.rip();
+        // Nested page faults are classified below, by what the address is.
+        let mut reason = vcpu.last_svm_exit().and_then(|e| ExitReason::of(&e));
         // Without nrip-save, CPUID/RDMSR/WRMSR/HLT/... are stepped over by
         // their canonical length: check the guest's bytes are that form.
         if let Some(expected) = vcpu.last_svm_exit().and_then(|e| e.canonical_encoding()) {
@@ -373,9 +394,11 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                 let mut effect = LapicEffect::None;
                 let mut outcome = None;
                 let result = if page == APIC_BASE {
+                    reason = Some(ExitReason::NpfLapic);
                     let mut bus = LapicBus { lapic: &mut lapic, now, effect: &mut effect };
                     emulate(vm, &mut vcpu, gpa, &mut bus)
                 } else if vm.platform.lock().claims_mmio(gpa) {
+                    reason = Some(ExitReason::NpfIoapic);
                     let mut bus = PlatformMmio { vm, now, outcome: &mut outcome };
                     emulate(vm, &mut vcpu, gpa, &mut bus)
                 } else if vm.unbacked_mmio == UnbackedMmio::Stop {
@@ -386,6 +409,7 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                         if f.present { ", present" } else { "" }
                     ));
                 } else {
+                    reason = Some(ExitReason::NpfUnbacked);
                     counts.unbacked += 1;
                     if counts.unbacked <= LOG_LIMIT {
                         kprintln!(
@@ -415,6 +439,7 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                 vcpu.skip_instruction(len);
                 counts.halts += 1;
                 let if_set = vcpu.rflags() & sinter_svm::vcpu::RFLAGS_IF != 0;
+                let halted = rdtsc();
                 loop {
                     if vm.state() != VmState::Running {
                         break;
@@ -429,6 +454,7 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                     }
                     wait_on_host(|| vm.state() != VmState::Running || inbox.pending());
                 }
+                counts.halted_ticks += rdtsc().wrapping_sub(halted);
             }
             VcpuExit::Hypercall { len } => {
                 // No hypercalls are offered: KVM's -KVM_ENOSYS.
@@ -447,6 +473,7 @@ pub fn run(vm: &'static Vm, index: usize) -> Result<(), String> {
                 return Err(format!("fatal exit {code:#x}: {why} at rip={rip:#x}"));
             }
         }
+        counts.exits.record(reason.unwrap_or(ExitReason::Other));
     }
 }
 

@@ -11,6 +11,7 @@ mod code;
 mod io;
 mod npf;
 pub mod plan;
+pub mod stats;
 
 use core::fmt;
 
@@ -18,6 +19,7 @@ pub use code::ExitCode;
 pub use io::{IoAccess, IoAddressSize, IoDirection, IoSize, MalformedIoInfo};
 pub use npf::{NestedPageFault, NpfAccess, NpfErrorCode, NpfStage};
 pub use plan::{ExitAction, FatalExit};
+pub use stats::{ExitCounts, ExitReason};
 
 use crate::event::pushes_error_code;
 use crate::vmcb::VmcbControl;
