@@ -149,6 +149,22 @@ fn a_guest_reset_ends_the_run_with_a_clear_failure() {
     assert_eq!(exit, NodeExit::FirmwareFailure, "{log}");
 }
 
+/// A guest kernel that triple-faults: Linux's `reboot=t` restarts by
+/// loading an empty IDT and raising `int3`, which the panic (no init,
+/// `panic=-1`) sets off. The vCPU's SHUTDOWN exit is reported and the node
+/// ends its run with a failing status; the hypervisor itself carries on to
+/// a clean end.
+#[test]
+fn a_triple_faulting_guest_kernel_is_reported_and_the_node_ends_cleanly() {
+    let (log, exit) = boot_guest(variant_config("triple", "rdinit=/sinter-no-such-init reboot=t", ""));
+    assert!(log.contains("Kernel panic - not syncing"), "the guest kernel did not panic:\n{log}");
+    assert!(log.contains("vm: guest triple fault (shutdown) on vCPU"), "no triple-fault report:\n{log}");
+    assert!(log.contains("vm: guest reset; this node ends its run"), "{log}");
+    assert!(!log.contains("vm: guest requested a reset"), "the guest reset another way:\n{log}");
+    assert!(!log.contains("PANIC"), "{log}");
+    assert_eq!(exit, NodeExit::FirmwareFailure, "{log}");
+}
+
 /// A guest program reads guest-physical space with nothing behind it
 /// (through `/dev/mem`): with the default `[hypervisor] unbacked_mmio =
 /// "stop"` the access is reported with its address and the VM stops; the
