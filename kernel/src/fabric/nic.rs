@@ -22,6 +22,7 @@ use spin::Mutex;
 use super::port::{self, FrameMsg, FramePort, NicEnd, RECEIVED, RETURNED, TRANSMIT};
 use super::status::{NicCounters, NIC_COUNTERS};
 use super::{alloc_leases, DirectMap, GRANTS, NIC, TRANSPORT};
+use crate::arch::time;
 use crate::exec::{self, ServiceSpec};
 use crate::kprintln;
 use crate::nic::{self, FrameNic, NicError, Received, MAX_FRAME};
@@ -104,28 +105,40 @@ fn service(_arg: usize, generation: u32) {
         pending_tx: VecDeque::new(),
     };
     let mut idle_rounds = 0u32;
+    let mut last_traffic = time::rdtsc();
     loop {
         if let Some(end) = port::take_management_end() {
             kprintln!("nic: management port attached");
             nic.management = Some(end);
         }
         let busy = nic.receive() + nic.serve_users() + nic.pending_tx.len();
-        idle_rounds = if busy == 0 { idle_rounds.saturating_add(1) } else { 0 };
-        if idle_rounds >= IDLE_ROUNDS {
+        if busy == 0 {
+            idle_rounds = idle_rounds.saturating_add(1);
+        } else {
+            idle_rounds = 0;
+            last_traffic = time::rdtsc();
+        }
+        if idle_rounds >= IDLE_ROUNDS && time::ns_since(last_traffic) >= IDLE_REST_AFTER_NS {
             rest_until_tick();
         }
         exec::yield_now();
     }
 }
 
-/// Rounds without a frame after which the nic lets the core rest.
+/// Rounds without a frame after which the nic may let the core rest...
 const IDLE_ROUNDS: u32 = 1000;
+/// ...once no frame has moved for this long either. A conversation (a
+/// request/reply exchange, a bulk transfer with its acks) keeps the nic
+/// polling: resting mid-conversation would add a whole timer tick to a
+/// round trip. Heartbeats alone (every `heartbeat_ms`, 100 ms by default)
+/// leave the core halted most of the time.
+const IDLE_REST_AFTER_NS: u64 = 5_000_000;
 
 /// Halts this core until its next interrupt (the 100 Hz timer at the
 /// latest, or a wake-up IPI). The drivers have no interrupts yet, so an
 /// idle fabric would otherwise spin a core for ever; a frame that arrives
 /// meanwhile waits at most one timer tick (10 ms), and only after
-/// [`IDLE_ROUNDS`] rounds without any traffic.
+/// [`IDLE_ROUNDS`] rounds and [`IDLE_REST_AFTER_NS`] without any traffic.
 fn rest_until_tick() {
     use x86_64::instructions::interrupts;
     // The boot core runs its services with interrupts off; `sti; hlt`
