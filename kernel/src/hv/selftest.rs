@@ -19,8 +19,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use sinter_config::ClusterConfig;
-use sinter_mmio_emulator::{emulate_mmio, AccessSize, BusError, CpuMode, GuestCpuState, MmioBus};
-use sinter_svm::cpuid::{CpuModel, CpuidDynamic, CpuidResult, CpuidSource, GuestCpuid, HostFeatures, Topology};
+use sinter_mmio_emulator::{emulate_mmio, AccessSize, BusError, GuestCpuState, MmioBus};
+use sinter_svm::cpuid::{CpuModel, CpuidDynamic, GuestCpuid, HostFeatures, Topology};
 use sinter_svm::exit::{IoDirection, IoSize};
 use sinter_svm::npt::{NestedPageTable, NptPerm, PageSize};
 use sinter_svm::vcpu::{Gpr, SvmVcpu, Vcpu, VcpuExit};
@@ -30,6 +30,7 @@ use sinter_svm::{GuestPhysAddr, HostPhysAddr, Vmcb};
 use super::guest::{self, TestGuest};
 use super::npt::DirectMapTables;
 use super::svm::{self, BareMetalRunner};
+use super::{guest_mode, HostCpuid};
 use crate::exec::{self, ServiceSpec};
 use crate::kprintln;
 use crate::memory::{self, phys_to_virt};
@@ -57,16 +58,6 @@ fn service(arg: usize, _generation: u32) {
     match run(guest, name) {
         Ok(line) => kprintln!("selftest {name}: ok: {line}"),
         Err(why) => kprintln!("selftest {name}: FAILED: {why}"),
-    }
-}
-
-/// Host CPUID, for the guest CPUID model.
-struct HostCpuid;
-
-impl CpuidSource for HostCpuid {
-    fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
-        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-        CpuidResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
     }
 }
 
@@ -175,16 +166,6 @@ fn init_guest_state(vmcb: &mut Vmcb) {
     s.rsp = guest::STACK_TOP_GPA;
     s.rax = 0;
     s.g_pat = 0x0007_0406_0007_0406;
-}
-
-fn guest_mode(vmcb: &Vmcb) -> CpuMode {
-    if vmcb.save.cr0 & 1 == 0 {
-        CpuMode::Real16
-    } else if vmcb.save.cs.is_long() {
-        CpuMode::Long64
-    } else {
-        CpuMode::Protected32
-    }
 }
 
 const MAX_EXITS: u32 = 10_000;

@@ -24,7 +24,7 @@ use sinter_config::UnbackedMmio;
 
 use sinter_mmio_emulator::walk::{translate, PagingState};
 use sinter_mmio_emulator::{emulate_mmio, AccessSize, BusError, CpuMode, GuestCpuState, MmioBus};
-use sinter_svm::cpuid::{CpuModel, CpuidDynamic, CpuidResult, CpuidSource, GuestCpuid, HostFeatures, Topology};
+use sinter_svm::cpuid::{CpuModel, CpuidDynamic, GuestCpuid, HostFeatures, Topology};
 use sinter_svm::exit::{ExitCounts, ExitReason, IoDirection};
 use sinter_svm::msr::{MsrContext, MsrWrite, VcpuMsrs};
 use sinter_svm::pvclock::{self, TimeScale};
@@ -39,6 +39,7 @@ use super::platform::{route, route_all};
 use super::vm::{Vm, VmState};
 use crate::arch::time::rdtsc;
 use crate::hv::svm::BareMetalRunner;
+use crate::hv::{guest_mode, HostCpuid};
 use crate::kprintln;
 use crate::memory::{self, phys_to_virt};
 
@@ -50,15 +51,6 @@ const MSR_TSC_AUX: u32 = 0xc000_0103;
 const HOST_TICK_HZ: u64 = 1000;
 /// Log at most this many lines per kind of guest oddity.
 const LOG_LIMIT: u32 = 12;
-
-struct HostCpuid;
-
-impl CpuidSource for HostCpuid {
-    fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
-        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-        CpuidResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
-    }
-}
 
 #[derive(Default)]
 struct Counts {
@@ -485,16 +477,6 @@ fn msr_context(vcpu: &SvmVcpu<'_, BareMetalRunner>, phys_bits: u8) -> MsrContext
         host_tsc: rdtsc(),
         tsc_offset: v.control.tsc_offset,
         phys_addr_bits: phys_bits,
-    }
-}
-
-fn guest_mode(vmcb: &Vmcb) -> CpuMode {
-    if vmcb.save.cr0 & 1 == 0 {
-        CpuMode::Real16
-    } else if vmcb.save.cs.is_long() && vmcb.save.efer & (1 << 10) != 0 {
-        CpuMode::Long64
-    } else {
-        CpuMode::Protected32
     }
 }
 
