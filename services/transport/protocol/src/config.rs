@@ -50,6 +50,12 @@ pub struct TransportConfig<'a> {
     pub rto_max_ns: u64,
     /// Longest an acknowledgement waits for a frame to ride on.
     pub ack_delay_ns: u64,
+    /// In-order data frames after which an ack leaves at once instead of
+    /// waiting up to `ack_delay_ns` (gaps, retransmissions and window
+    /// probes are always acked at once). TCP's 2 would put an ack frame
+    /// between the fragments of every 4 KiB message; 8 lets a request's
+    /// ack ride on its reply and still returns the window in eighths.
+    pub ack_every: u16,
 }
 
 impl fmt::Debug for TransportConfig<'_> {
@@ -68,6 +74,7 @@ impl fmt::Debug for TransportConfig<'_> {
             .field("rto_min_ns", &self.rto_min_ns)
             .field("rto_max_ns", &self.rto_max_ns)
             .field("ack_delay_ns", &self.ack_delay_ns)
+            .field("ack_every", &self.ack_every)
             .finish()
     }
 }
@@ -75,7 +82,8 @@ impl fmt::Debug for TransportConfig<'_> {
 impl<'a> TransportConfig<'a> {
     /// A configuration with the defaults: MTU 1500, window 64 frames,
     /// 256 frames of send buffer per peer, messages up to 16 KiB, RTO from
-    /// 1 ms (initial 5 ms) to 500 ms, acks delayed at most 200 µs.
+    /// 1 ms (initial 5 ms) to 500 ms, acks delayed at most 200 µs or until
+    /// 8 frames wait for one.
     pub fn new(local: NodeId, members: &'a [(NodeId, MacAddr)], key: [u8; 32], epoch: u64) -> Self {
         Self {
             local,
@@ -91,6 +99,7 @@ impl<'a> TransportConfig<'a> {
             rto_min_ns: 1_000_000,
             rto_max_ns: 500_000_000,
             ack_delay_ns: 200_000,
+            ack_every: 8,
         }
     }
 
@@ -130,6 +139,9 @@ impl<'a> TransportConfig<'a> {
         }
         if self.ack_delay_ns >= self.rto_min_ns {
             return Err(ConfigError::AckDelayNotBelowRtoMin);
+        }
+        if self.ack_every == 0 || self.ack_every > self.window {
+            return Err(ConfigError::AckEveryOutOfRange { ack_every: self.ack_every, window: self.window });
         }
         if self.members.len() > MAX_MEMBERS {
             return Err(ConfigError::TooManyMembers { count: self.members.len() });
@@ -200,6 +212,13 @@ pub enum ConfigError {
     /// `ack_delay_ns` must be below `rto_min_ns`, or delayed acks would
     /// cause spurious retransmissions.
     AckDelayNotBelowRtoMin,
+    /// `ack_every` must be between 1 and the window.
+    AckEveryOutOfRange {
+        /// Given.
+        ack_every: u16,
+        /// The configured window.
+        window: u16,
+    },
     /// More than [`MAX_MEMBERS`] members.
     TooManyMembers {
         /// Members given.
@@ -247,6 +266,9 @@ impl fmt::Display for ConfigError {
             }
             Self::RtoBounds => f.write_str("need 0 < `rto_min_ns` <= `rto_initial_ns` <= `rto_max_ns`"),
             Self::AckDelayNotBelowRtoMin => f.write_str("`ack_delay_ns` must be below `rto_min_ns`"),
+            Self::AckEveryOutOfRange { ack_every, window } => {
+                write!(f, "`ack_every` {ack_every} must be between 1 and the window ({window})")
+            }
             Self::TooManyMembers { count } => write!(f, "{count} members; at most {MAX_MEMBERS}"),
             Self::GroupAddress { node } => write!(f, "`members`: {node:?} has a group address"),
             Self::DuplicateMember { node } => write!(f, "`members`: {node:?} appears twice"),

@@ -310,7 +310,7 @@ proptest! {
     #[test]
     fn header_fields_survive_build_and_parse(
         seq in 1u64.., ack in any::<u64>(), sack in any::<u64>(), window in any::<u16>(),
-        msg_id in any::<u64>(), count in 1u16.., epochs in any::<(u64, u64)>(),
+        msg_id in any::<u64>(), count in 1u16.., epochs in any::<(u64, u64)>(), nonce in any::<u64>(),
         payload in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
         use zerocopy::byteorder::network_endian::{U16, U32, U64};
@@ -331,6 +331,7 @@ proptest! {
             frag_index: U16::new(count - 1),
             frag_count: U16::new(count),
             payload_len: U16::new(payload.len() as u16),
+            nonce: U64::new(nonce),
         };
         let eth = wire::EthernetHeader { dst: [2, 0, 0, 0, 0, 1], src: [2, 0, 0, 0, 0, 0], ether_type: U16::new(wire::ETHERTYPE) };
         let mut buf = Vec::new();

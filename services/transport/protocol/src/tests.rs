@@ -347,7 +347,7 @@ fn forge(frame: &[u8], edit: impl FnOnce(&mut wire::FrameHeader, &mut [u8; 14]),
     let h = wire::header_mut(&mut f).unwrap();
     edit(h, &mut eth);
     f[..14].copy_from_slice(&eth);
-    crate::auth::FrameAuth::new(key).seal(&mut f);
+    crate::auth::FrameAuth::new(key).seal_as_is(&mut f);
     f
 }
 
@@ -452,8 +452,8 @@ fn karn_rule_takes_no_rtt_sample_from_a_retransmitted_frame() {
 fn rtt_estimate_tracks_the_link_and_sets_the_timeout() {
     let mut link = Link::pair();
     for k in 0..40u8 {
-        // Two-frame messages: the second frame is acked at once.
-        link.t[0].send(B, &[k; 2000], link.now).unwrap();
+        // Eight-frame messages: the eighth frame is acked at once.
+        link.t[0].send(B, &[k; 8 * 1300], link.now).unwrap();
         link.run_for(5 * MS);
     }
     let ps = link.t[0].peer_stats(B).unwrap();
@@ -514,7 +514,7 @@ fn receiver_that_does_not_read_stops_the_sender_at_its_window() {
 }
 
 #[test]
-fn lone_frame_is_acked_after_the_ack_delay_and_two_frames_at_once() {
+fn lone_frame_is_acked_after_the_ack_delay_and_ack_every_frames_at_once() {
     let mut link = Link::pair();
     link.t[0].connect(B, 0).unwrap();
     link.run_for(10 * MS);
@@ -525,10 +525,29 @@ fn lone_frame_is_acked_after_the_ack_delay_and_two_frames_at_once() {
     link.run_for(10 * MS);
     let acks = link.sent(1, FrameKind::Ack);
     assert_eq!(acks.len(), 1);
+    assert_eq!(link.messages(1).len(), 1);
     link.tap.clear();
-    link.t[0].send(B, &[0; 2000], link.now).unwrap(); // two frames
+    // A 4 KiB message (3 frames): fewer than `ack_every` (8), so no ack
+    // between its fragments; the ack waits for a reply to ride on.
+    link.t[0].send(B, &[0; 4096], link.now).unwrap();
+    let mut got = Vec::new();
+    while got.is_empty() && link.step() {
+        got = link.messages(1);
+    }
+    assert_eq!(got.len(), 1);
+    assert!(link.sent(1, FrameKind::Ack).is_empty(), "no ack inside a message");
+    let reply = link.t[1].send(A, b"reply", link.now).unwrap();
+    let mut got = Vec::new();
+    while got.is_empty() && link.step() {
+        got = link.messages(0);
+    }
+    assert_eq!(got[0].id, reply);
+    assert!(link.sent(1, FrameKind::Ack).is_empty(), "the ack rode on the reply");
+    assert_eq!(link.t[1].next_deadline().filter(|d| *d <= link.now + 200 * US), None, "no ack owed any more");
+    link.tap.clear();
+    link.t[0].send(B, &[0; 8 * 1300], link.now).unwrap(); // eight frames
     link.step();
-    assert_eq!(link.sent(1, FrameKind::Ack).len(), 1, "second in-order frame: ack at once");
+    assert_eq!(link.sent(1, FrameKind::Ack).len(), 1, "eighth in-order frame: ack at once");
     assert_eq!(link.t[1].next_deadline(), None, "no delayed ack left");
 }
 
@@ -556,6 +575,8 @@ fn bad_configurations_are_refused_naming_the_field() {
     check(&|c| c.send_buffer_frames = 3, ConfigError::SendBufferTooSmall { frames: 3, needed: 12 });
     check(&|c| c.rto_min_ns = 0, ConfigError::RtoBounds);
     check(&|c| c.ack_delay_ns = c.rto_min_ns, ConfigError::AckDelayNotBelowRtoMin);
+    check(&|c| c.ack_every = 0, ConfigError::AckEveryOutOfRange { ack_every: 0, window: 64 });
+    check(&|c| c.ack_every = 65, ConfigError::AckEveryOutOfRange { ack_every: 65, window: 64 });
     check(&|c| c.local = NodeId(5), ConfigError::LocalNotMember { node: NodeId(5) });
     static DUP: [(NodeId, MacAddr); 2] =
         [(NodeId(0), MacAddr([2, 0, 0, 0, 0, 0])), (NodeId(0), MacAddr([2, 0, 0, 0, 0, 1]))];

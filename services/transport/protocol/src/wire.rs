@@ -5,9 +5,10 @@
 //!  0       6    Ethernet destination
 //!  6       6    Ethernet source
 //! 12       2    EtherType 0x88B5 (IEEE 802 local experimental 1)
-//! 14      68    FrameHeader (all integers big-endian)
-//! 82       L    payload (L = header.payload_len)
-//! 82+L    16    tag: HMAC-SHA256(cluster key, bytes 0 .. 82+L), first 16 bytes
+//! 14      76    FrameHeader (all integers big-endian)
+//! 90       L    payload (L = header.payload_len)
+//! 90+L    16    tag: XChaCha20-Poly1305(cluster key, nonce from the header,
+//!               associated data = bytes 0 .. 90+L, empty plaintext)
 //! ```
 //!
 //! Bytes after the tag (Ethernet minimum-size padding) are ignored. Parsing
@@ -22,12 +23,12 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 /// values (IEEE Std 802-2014 §9.2.4). It never leaves the cluster segment.
 pub const ETHERTYPE: u16 = 0x88B5;
 /// Version in every header; a frame of another version is malformed.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Ethernet destination, source and EtherType.
 pub const ETH_HEADER_LEN: usize = 14;
 /// [`FrameHeader`] on the wire.
-pub const HEADER_LEN: usize = 68;
-/// Truncated HMAC-SHA256 tag at the end of every frame.
+pub const HEADER_LEN: usize = 76;
+/// Poly1305 tag at the end of every frame.
 pub const TAG_LEN: usize = 16;
 /// Bytes of every frame that are not payload: Ethernet header, frame
 /// header, tag. (The NIC adds preamble, FCS and inter-frame gap on the
@@ -94,6 +95,11 @@ pub struct FrameHeader {
     pub frag_count: U16,
     /// Payload bytes after the header.
     pub payload_len: U16,
+    /// The sender's count of frames sealed in this epoch, from 1: with
+    /// `cluster`, `src_node` and `src_epoch` it makes the MAC's nonce, so
+    /// no two frames ever sent under one key share a nonce (see
+    /// [`crate::auth`]).
+    pub nonce: U64,
 }
 
 /// The payload of a [`FrameKind::Hello`] frame: the handshake.
@@ -250,13 +256,15 @@ pub(crate) fn build_frame(buf: &mut Vec<u8>, eth: &EthernetHeader, header: &Fram
 }
 
 /// A whole frame sealed under `key`, exactly as a member holding that key
-/// would send it. For tools and tests that speak the wire format from
+/// would send it, with the nonce in `header` (a real sender never uses a
+/// nonce twice; a tool that does under a real key weakens the MAC for the
+/// frames involved). For tools and tests that speak the wire format from
 /// outside a [`crate::Transport`] (the forged-frame system test builds its
 /// frames with this, some under the wrong key); a transport builds its own.
 pub fn encode_sealed(eth: &EthernetHeader, header: &FrameHeader, payload: &[u8], key: &[u8; 32]) -> Vec<u8> {
     let mut frame = Vec::new();
     build_frame(&mut frame, eth, header, payload);
-    crate::auth::FrameAuth::new(key).seal(&mut frame);
+    crate::auth::FrameAuth::new(key).seal_as_is(&mut frame);
     frame
 }
 
@@ -268,7 +276,7 @@ pub fn reseal(frame: &mut [u8], key: &[u8; 32]) -> bool {
         Ok(parsed) => parsed.covered.len(),
         Err(_) => return false,
     };
-    let tag = crate::auth::FrameAuth::new(key).tag(&frame[..covered]);
+    let Some(tag) = crate::auth::FrameAuth::new(key).tag(&frame[..covered]) else { return false };
     frame[covered..covered + TAG_LEN].copy_from_slice(&tag);
     true
 }
@@ -295,8 +303,8 @@ mod tests {
         assert_eq!(size_of::<EthernetHeader>(), ETH_HEADER_LEN);
         assert_eq!(size_of::<FrameHeader>(), HEADER_LEN);
         assert_eq!(size_of::<HelloBody>(), HELLO_LEN);
-        assert_eq!(FRAME_OVERHEAD, 98);
-        assert_eq!(PAYLOAD_OFFSET, 82);
+        assert_eq!(FRAME_OVERHEAD, 106);
+        assert_eq!(PAYLOAD_OFFSET, 90);
     }
 
     fn data_header() -> FrameHeader {
@@ -317,6 +325,7 @@ mod tests {
             frag_index: U16::new(1),
             frag_count: U16::new(3),
             payload_len: U16::new(5),
+            nonce: U64::new(0x0123_4567_89ab_cdef),
         }
     }
 
@@ -346,7 +355,8 @@ mod tests {
         assert_eq!(&buf[76..78], &1u16.to_be_bytes());
         assert_eq!(&buf[78..80], &3u16.to_be_bytes());
         assert_eq!(&buf[80..82], &5u16.to_be_bytes());
-        assert_eq!(&buf[82..87], b"hello");
+        assert_eq!(&buf[82..90], &0x0123_4567_89ab_cdefu64.to_be_bytes());
+        assert_eq!(&buf[90..95], b"hello");
     }
 
     #[test]
@@ -372,7 +382,7 @@ mod tests {
         bad[12] = 0x08;
         assert_eq!(parse(&bad).unwrap_err(), Malformed::NotSinter);
         let mut bad = good.clone();
-        bad[14] = 2;
+        bad[14] = 1;
         assert_eq!(parse(&bad).unwrap_err(), Malformed::BadVersion);
         let mut bad = good.clone();
         bad[15] = 9;

@@ -245,7 +245,7 @@ impl Transport {
             RxOutcome::InOrder => {
                 p.rx.unacked += 1;
                 let gap_remains = p.rx.ack_fields().1 != 0;
-                if ack_now || p.rx.unacked >= 2 || gap_remains {
+                if ack_now || p.rx.unacked >= self.ack_every || gap_remains {
                     self.queue_ack(i);
                 } else if p.rx.ack_deadline.is_none() {
                     p.rx.ack_owed = true;

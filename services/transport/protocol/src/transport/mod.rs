@@ -37,6 +37,7 @@ pub struct Transport {
     rto_min: u64,
     rto_max: u64,
     ack_delay: u64,
+    ack_every: u32,
     auth: FrameAuth,
     /// Every member but this node, sorted by id.
     peers: Vec<Peer>,
@@ -124,6 +125,7 @@ impl Transport {
             rto_min: config.rto_min_ns,
             rto_max: config.rto_max_ns,
             ack_delay: config.ack_delay_ns,
+            ack_every: u32::from(config.ack_every),
             auth: FrameAuth::new(&config.key),
             peers: Vec::new(),
             out: VecDeque::new(),
@@ -410,6 +412,8 @@ impl Transport {
             frag_index: U16::new(0),
             frag_count: U16::new(0),
             payload_len: U16::new(0),
+            // Set when the frame is sealed.
+            nonce: U64::new(0),
         }
     }
 }

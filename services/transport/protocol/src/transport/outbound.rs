@@ -69,7 +69,9 @@ impl Transport {
                 h.sack = U64::new(sack);
                 h.window = U16::new(window);
                 h.flags = U16::new(flags);
-                auth.seal(&mut f.frame);
+                if !auth.seal_next(&mut f.frame) {
+                    return;
+                }
                 sink(&f.frame);
                 p.rx.ack_sent();
                 p.counts.frames_sent += 1;
@@ -94,7 +96,9 @@ impl Transport {
                 p.rx.ack_sent();
                 let eth = self.eth_header(peer);
                 build_frame(&mut self.scratch, &eth, &h, &[]);
-                self.auth.seal(&mut self.scratch);
+                if !self.auth.seal_next(&mut self.scratch) {
+                    return;
+                }
                 sink(&self.scratch);
                 self.count_sent(peer);
                 self.stats.acks_sent += 1;
@@ -112,7 +116,9 @@ impl Transport {
                 h.payload_len = U16::new(wire::HELLO_LEN as u16);
                 let eth = self.eth_header(peer);
                 build_frame(&mut self.scratch, &eth, &h, body.as_bytes());
-                self.auth.seal(&mut self.scratch);
+                if !self.auth.seal_next(&mut self.scratch) {
+                    return;
+                }
                 sink(&self.scratch);
                 self.count_sent(peer);
                 self.stats.hellos_sent += 1;
