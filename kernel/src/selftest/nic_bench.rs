@@ -2,16 +2,24 @@
 //! fabric (`[cluster] fabric = true`, 2 nodes), for `cargo xtask bench
 //! --only nic`. Node 0 drives, node 1 echoes and counts.
 //!
-//! - Round trips: [`ROUNDS`] raw ping-pongs of one 4 KiB-equivalent burst
-//!   (three unauthenticated frames of EtherType 0x88B6 through the nic's
-//!   management port, 1400 + 1400 + 1296 payload bytes, each echoed; a
-//!   burst not fully back within [`RAW_RETRY_NS`] is sent again), then
-//!   [`ROUNDS`] round trips of a 4096-byte transport message (sent to node
-//!   1's bench user, echoed back).
-//! - One way: [`BULK_FRAMES`] raw 1400-byte frames as fast as the nic takes
-//!   them (node 1 counts what arrives; lost frames stay lost), then
-//!   [`BULK_MESSAGES`] 4096-byte messages (reliable; node 1 reports its
-//!   count through the transport, in order after the last one).
+//! - Round trips, three kinds, interleaved in [`BLOCKS`] blocks of
+//!   [`PER_BLOCK`] rounds of each kind (the order rotated per block) so that
+//!   host-load drift hits all three alike:
+//!   - raw 4 KiB ping-pong (the baseline): a burst of three unauthenticated
+//!     frames of EtherType 0x88B6 through the nic's management port (1400 +
+//!     1400 + 1296 payload bytes); node 1 answers only once all three have
+//!     arrived, with three pongs of the same sizes. Pings whose pongs are
+//!     not back within [`RAW_RETRY_NS`] are sent again; node 1 answers a
+//!     ping of a round it has already answered with that one pong again.
+//!   - raw pipelined (for reference only): the same burst, each frame
+//!     echoed by node 1 as it arrives, so the echoes overlap the burst.
+//!   - a 4096-byte transport message to node 1's bench user, echoed back
+//!     as a 4096-byte message.
+//! - One way, [`PASSES`] times each, alternating: [`BULK_FRAMES`] raw
+//!   1400-byte frames as fast as the nic takes them (node 1 counts what
+//!   arrives; lost frames stay lost), then [`BULK_MESSAGES`] 4096-byte
+//!   messages (reliable; node 1 reports its count through the transport, in
+//!   order after the last one). The sums over the passes are reported.
 //!
 //! Node 0 prints one `bench nic …: key=value` line per measurement (TSC
 //! cycles and rates), which xtask parses. The mgmt service does not run in
@@ -30,9 +38,15 @@ use crate::kprintln;
 
 /// Raw bench frames: IEEE 802 local experimental 2 (the transport has 1).
 const ETHERTYPE_RAW: u16 = 0x88b6;
-pub const ROUNDS: usize = 300;
-pub const BULK_FRAMES: u64 = 6000;
-pub const BULK_MESSAGES: u64 = 2000;
+/// Blocks of round trips; each has [`PER_BLOCK`] rounds of every kind.
+pub const BLOCKS: usize = 30;
+pub const PER_BLOCK: usize = 10;
+/// Rounds of each kind in all.
+pub const ROUNDS: usize = BLOCKS * PER_BLOCK;
+/// One-way passes (raw, then messages), each of the sizes below.
+pub const PASSES: u32 = 2;
+pub const BULK_FRAMES: u32 = 6000;
+pub const BULK_MESSAGES: u32 = 2000;
 const BURST: [usize; 3] = [1400, 1400, 1296];
 const MESSAGE: usize = 4096;
 const RAW_RETRY_NS: u64 = 50_000_000;
@@ -43,6 +57,8 @@ const RAW_PONG: u8 = 2;
 const RAW_BULK: u8 = 3;
 const RAW_QUERY: u8 = 4;
 const RAW_COUNT: u8 = 5;
+const RAW_ECHO: u8 = 6;
+const RAW_ECHOED: u8 = 7;
 const MSG_PING: u8 = 11;
 const MSG_PONG: u8 = 12;
 const MSG_BULK: u8 = 13;
@@ -160,18 +176,80 @@ fn service(_arg: usize, _generation: u32) {
     }
 }
 
-/// Node 1: echoes pings, counts bulk, answers queries; runs until the node stops.
+/// A one-way pass and a count or index within it, in one frame number.
+fn tag(pass: u32, n: u32) -> u32 {
+    (pass << 24) | (n & 0xff_ffff)
+}
+
+fn untag(number: u32) -> (usize, u32) {
+    ((number >> 24) as usize, number & 0xff_ffff)
+}
+
+/// Node 1's side of the raw 4 KiB ping-pong: the pings of the current
+/// round it has, and whether it has answered the round.
+#[derive(Default)]
+struct PingPong {
+    round: Option<u32>,
+    have: [bool; BURST.len()],
+    answered: bool,
+}
+
+impl PingPong {
+    /// Ping `index` of `round` arrived: the pongs to send now, as a mask of
+    /// burst indices (all three once the burst is complete; that one again
+    /// for a round already answered, whose pong was lost; none otherwise).
+    fn ping(&mut self, round: u32, index: usize) -> [bool; BURST.len()] {
+        let mut send = [false; BURST.len()];
+        match self.round {
+            Some(r) if r > round => return send, // a stale copy of an earlier round
+            Some(r) if r == round => {}
+            _ => *self = PingPong { round: Some(round), ..PingPong::default() },
+        }
+        if self.answered {
+            send[index] = true;
+        } else {
+            self.have[index] = true;
+            if self.have.iter().all(|&h| h) {
+                self.answered = true;
+                send = [true; BURST.len()];
+            }
+        }
+        send
+    }
+}
+
+/// Node 1: answers pings, counts bulk, answers queries; runs until the node stops.
 fn echo(b: &mut Bench) {
     kprintln!("selftest nic-bench: node 1 echoing");
-    let (mut raw_bulk, mut msg_bulk) = (0u32, 0u32);
+    let (mut raw_bulk, mut msg_bulk) = ([0u32; PASSES as usize], [0u32; PASSES as usize]);
     let (mut raws, mut msgs) = (Vec::new(), Vec::new());
+    let mut pingpong = PingPong::default();
     loop {
         b.recv_raw(&mut raws);
         for (kind, number, len) in raws.drain(..) {
             match kind {
-                RAW_PING => b.send_raw(RAW_PONG, number, len - 14),
-                RAW_BULK => raw_bulk += 1,
-                RAW_QUERY => b.send_raw(RAW_COUNT, raw_bulk, 64),
+                RAW_PING => {
+                    let (round, index) = (number / 4, (number % 4) as usize);
+                    if index >= BURST.len() {
+                        continue;
+                    }
+                    let send = pingpong.ping(round, index);
+                    for (i, len) in BURST.iter().enumerate() {
+                        if send[i] {
+                            b.send_raw(RAW_PONG, round * 4 + i as u32, *len);
+                        }
+                    }
+                }
+                RAW_ECHO => b.send_raw(RAW_ECHOED, number, len - 14),
+                RAW_BULK => {
+                    if let Some(n) = raw_bulk.get_mut(untag(number).0) {
+                        *n += 1;
+                    }
+                }
+                RAW_QUERY => {
+                    let count = raw_bulk.get(number as usize).copied().unwrap_or(0);
+                    b.send_raw(RAW_COUNT, tag(number, count), 64);
+                }
                 _ => {}
             }
         }
@@ -179,8 +257,15 @@ fn echo(b: &mut Bench) {
         for (kind, number) in msgs.drain(..) {
             match kind {
                 MSG_PING => b.send_msg(MSG_PONG, number, MESSAGE),
-                MSG_BULK => msg_bulk += 1,
-                MSG_QUERY => b.send_msg(MSG_COUNT, msg_bulk, 8),
+                MSG_BULK => {
+                    if let Some(n) = msg_bulk.get_mut(untag(number).0) {
+                        *n += 1;
+                    }
+                }
+                MSG_QUERY => {
+                    let count = msg_bulk.get(number as usize).copied().unwrap_or(0);
+                    b.send_msg(MSG_COUNT, tag(number, count), 8);
+                }
                 _ => {}
             }
         }
@@ -194,9 +279,126 @@ fn median_p99(samples: &mut [u64]) -> (u64, u64) {
     (at(50).unwrap_or(0), at(99).unwrap_or(0))
 }
 
+/// Node 0's deadline for the whole bench, from `start`.
+fn late(start: u64) -> bool {
+    now_ns().saturating_sub(start) > DEADLINE_NS
+}
+
+/// One raw round trip of the burst (pings of `ping`, answers of `pong`):
+/// cycles from the first ping sent to the last answer back, resending the
+/// pings whose answers are missing after [`RAW_RETRY_NS`]. `None` past the
+/// deadline.
+fn raw_round(
+    b: &mut Bench,
+    (ping, pong): (u8, u8),
+    round: u32,
+    resends: &mut u64,
+    raws: &mut Vec<(u8, u32, usize)>,
+    start: u64,
+) -> Option<u64> {
+    let t0 = time::rdtsc();
+    let mut back = [false; BURST.len()];
+    loop {
+        for (i, len) in BURST.iter().enumerate() {
+            if !back[i] {
+                b.send_raw(ping, round * 4 + i as u32, *len);
+            }
+        }
+        let sent = now_ns();
+        while now_ns() - sent < RAW_RETRY_NS {
+            b.recv_raw(raws);
+            for (kind, number, _) in raws.drain(..) {
+                if kind == pong && number / 4 == round {
+                    if let Some(slot) = back.get_mut((number % 4) as usize) {
+                        *slot = true;
+                    }
+                }
+            }
+            if back.iter().all(|&x| x) {
+                return Some(time::rdtsc() - t0);
+            }
+            exec::yield_now();
+        }
+        *resends += 1;
+        if late(start) {
+            return None;
+        }
+    }
+}
+
+/// One 4096-byte message round trip: cycles. `None` past the deadline.
+fn msg_round(b: &mut Bench, round: u32, msgs: &mut Vec<(u8, u32)>, start: u64) -> Option<u64> {
+    let t0 = time::rdtsc();
+    b.send_msg(MSG_PING, round, MESSAGE);
+    loop {
+        b.recv_msgs(msgs);
+        if msgs.drain(..).any(|(k, n)| k == MSG_PONG && n == round) {
+            return Some(time::rdtsc() - t0);
+        }
+        if late(start) {
+            return None;
+        }
+        exec::yield_now();
+    }
+}
+
+/// One-way raw pass: (frames node 1 counted, ns). `None` past the deadline.
+fn raw_oneway(b: &mut Bench, pass: u32, raws: &mut Vec<(u8, u32, usize)>, start: u64) -> Option<(u32, u64)> {
+    let t0 = now_ns();
+    for i in 0..BULK_FRAMES {
+        b.send_raw(RAW_BULK, tag(pass, i), 1400);
+        b.recv_raw(raws);
+        raws.clear();
+    }
+    loop {
+        b.send_raw(RAW_QUERY, pass, 64);
+        let sent = now_ns();
+        while now_ns() - sent < RAW_RETRY_NS {
+            b.recv_raw(raws);
+            let count = raws.iter().find(|(k, n, _)| *k == RAW_COUNT && untag(*n).0 == pass as usize).map(|r| r.1);
+            raws.clear();
+            if let Some(n) = count {
+                return Some((untag(n).1, now_ns() - t0));
+            }
+            exec::yield_now();
+        }
+        if late(start) {
+            return None;
+        }
+    }
+}
+
+/// One-way message pass: (messages node 1 counted, ns). `None` past the
+/// deadline.
+fn msg_oneway(b: &mut Bench, pass: u32, msgs: &mut Vec<(u8, u32)>, start: u64) -> Option<(u32, u64)> {
+    let t0 = now_ns();
+    for i in 0..BULK_MESSAGES {
+        b.send_msg(MSG_BULK, tag(pass, i), MESSAGE);
+        b.recv_msgs(msgs);
+        msgs.clear();
+    }
+    b.send_msg(MSG_QUERY, pass, 8);
+    loop {
+        b.recv_msgs(msgs);
+        let count = msgs.iter().find(|(k, n)| *k == MSG_COUNT && untag(*n).0 == pass as usize).map(|m| m.1);
+        msgs.clear();
+        if let Some(n) = count {
+            return Some((untag(n).1, now_ns() - t0));
+        }
+        if late(start) {
+            return None;
+        }
+        exec::yield_now();
+    }
+}
+
+/// The three round-trip kinds, in the order of their results.
+const RAW_4K: usize = 0;
+const RAW_PIPELINED: usize = 1;
+const KIND_NAMES: [&str; 3] = ["raw 4 KiB ping-pong", "raw pipelined echo", "message round trip"];
+
 fn drive(b: &mut Bench) {
     let start = now_ns();
-    let late = || now_ns().saturating_sub(start) > DEADLINE_NS;
     let (mut raws, mut msgs) = (Vec::new(), Vec::new());
     // Warm-up: a message round trip, resent until node 1's bench user is up
     // (a message for a user not attached yet is dropped as undeliverable).
@@ -208,127 +410,73 @@ fn drive(b: &mut Bench) {
             if msgs.drain(..).any(|(k, n)| k == MSG_PONG && n == u32::MAX) {
                 break 'warm;
             }
-            if late() {
+            if late(start) {
                 kprintln!("selftest nic-bench: FAILED: node 1 never answered");
                 return;
             }
             exec::yield_now();
         }
     }
-    // (a) Raw 4 KiB-equivalent ping-pong.
-    let mut raw_rtt = Vec::with_capacity(ROUNDS);
-    let mut raw_resends = 0u64;
-    for round in 0..ROUNDS as u32 {
-        let t0 = time::rdtsc();
-        let mut back = [false; 3];
-        'round: loop {
-            for (i, len) in BURST.iter().enumerate() {
-                if !back[i] {
-                    b.send_raw(RAW_PING, round * 4 + i as u32, *len);
-                }
-            }
-            let sent = now_ns();
-            while now_ns() - sent < RAW_RETRY_NS {
-                b.recv_raw(&mut raws);
-                for (kind, number, _) in raws.drain(..) {
-                    if kind == RAW_PONG && number / 4 == round {
-                        back[(number % 4).min(2) as usize] = true;
-                    }
-                }
-                if back.iter().all(|&x| x) {
-                    break 'round;
-                }
-                exec::yield_now();
-            }
-            raw_resends += 1;
-            if late() {
-                kprintln!("selftest nic-bench: FAILED: raw ping-pong stalled at round {round}");
-                return;
+    // (a) Round trips, the three kinds interleaved block by block, the
+    // order rotated per block.
+    let mut rtt: [Vec<u64>; 3] = core::array::from_fn(|_| Vec::with_capacity(ROUNDS));
+    let mut resends = [0u64; 3];
+    for block in 0..BLOCKS {
+        for k in 0..3 {
+            let kind = (block + k) % 3;
+            for _ in 0..PER_BLOCK {
+                let round = rtt[kind].len() as u32;
+                let cycles = match kind {
+                    RAW_4K => raw_round(b, (RAW_PING, RAW_PONG), round, &mut resends[kind], &mut raws, start),
+                    RAW_PIPELINED => raw_round(b, (RAW_ECHO, RAW_ECHOED), round, &mut resends[kind], &mut raws, start),
+                    _ => msg_round(b, round, &mut msgs, start), // the message round trip
+                };
+                let Some(cycles) = cycles else {
+                    kprintln!("selftest nic-bench: FAILED: {} stalled at round {round}", KIND_NAMES[kind]);
+                    return;
+                };
+                rtt[kind].push(cycles);
             }
         }
-        raw_rtt.push(time::rdtsc() - t0);
     }
-    // (a) 4 KiB transport message round trip.
-    let mut msg_rtt = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS as u32 {
-        let t0 = time::rdtsc();
-        b.send_msg(MSG_PING, round, MESSAGE);
-        'wait: loop {
-            b.recv_msgs(&mut msgs);
-            if msgs.drain(..).any(|(k, n)| k == MSG_PONG && n == round) {
-                break 'wait;
-            }
-            if late() {
-                kprintln!("selftest nic-bench: FAILED: message round trip stalled at round {round}");
-                return;
-            }
-            exec::yield_now();
-        }
-        msg_rtt.push(time::rdtsc() - t0);
-    }
-    let (raw_med, raw_p99) = median_p99(&mut raw_rtt);
-    let (msg_med, msg_p99) = median_p99(&mut msg_rtt);
+    let [(raw_med, raw_p99), (pipe_med, pipe_p99), (msg_med, msg_p99)] = rtt.each_mut().map(|r| median_p99(r));
+    let (raw_resends, pipe_resends) = (resends[RAW_4K], resends[RAW_PIPELINED]);
     kprintln!(
-        "bench nic raw_rtt: rounds={ROUNDS} bytes=4096 frames=3 median_cycles={raw_med} p99_cycles={raw_p99} resends={raw_resends}"
+        "bench nic raw_rtt: rounds={ROUNDS} blocks={BLOCKS} bytes=4096 frames=3 answer=after_burst median_cycles={raw_med} p99_cycles={raw_p99} resends={raw_resends}"
     );
-    kprintln!("bench nic msg_rtt: rounds={ROUNDS} bytes={MESSAGE} median_cycles={msg_med} p99_cycles={msg_p99}");
-    // (b) One way: raw frames.
-    let t0 = now_ns();
-    for i in 0..BULK_FRAMES as u32 {
-        b.send_raw(RAW_BULK, i, 1400);
-        b.recv_raw(&mut raws);
-        raws.clear();
-    }
-    let received = 'count: loop {
-        b.send_raw(RAW_QUERY, 0, 64);
-        let sent = now_ns();
-        while now_ns() - sent < RAW_RETRY_NS {
-            b.recv_raw(&mut raws);
-            if let Some(&(_, n, _)) = raws.iter().find(|(k, _, _)| *k == RAW_COUNT) {
-                break 'count n;
-            }
-            raws.clear();
-            exec::yield_now();
-        }
-        if late() {
-            kprintln!("selftest nic-bench: FAILED: no raw count from node 1");
+    kprintln!(
+        "bench nic raw_pipelined_rtt: rounds={ROUNDS} blocks={BLOCKS} bytes=4096 frames=3 answer=per_frame median_cycles={pipe_med} p99_cycles={pipe_p99} resends={pipe_resends}"
+    );
+    kprintln!(
+        "bench nic msg_rtt: rounds={ROUNDS} blocks={BLOCKS} bytes={MESSAGE} median_cycles={msg_med} p99_cycles={msg_p99}"
+    );
+    // (b) One way, raw then messages, PASSES times; sums over the passes.
+    let (mut received, mut raw_ns, mut delivered, mut msg_ns) = (0u64, 0u64, 0u64, 0u64);
+    for pass in 0..PASSES {
+        let Some((n, ns)) = raw_oneway(b, pass, &mut raws, start) else {
+            kprintln!("selftest nic-bench: FAILED: no raw count from node 1 (pass {pass})");
             return;
-        }
-    };
-    let raw_ns = now_ns() - t0;
-    // (b) One way: 4 KiB messages.
-    let t0 = now_ns();
-    for i in 0..BULK_MESSAGES as u32 {
-        b.send_msg(MSG_BULK, i, MESSAGE);
-        b.recv_msgs(&mut msgs);
-        msgs.clear();
-    }
-    b.send_msg(MSG_QUERY, 0, 8);
-    let delivered = 'count: loop {
-        b.recv_msgs(&mut msgs);
-        if let Some(&(_, n)) = msgs.iter().find(|(k, _)| *k == MSG_COUNT) {
-            break 'count n;
-        }
-        msgs.clear();
-        if late() {
-            kprintln!("selftest nic-bench: FAILED: no message count from node 1");
+        };
+        (received, raw_ns) = (received + u64::from(n), raw_ns + ns);
+        let Some((n, ns)) = msg_oneway(b, pass, &mut msgs, start) else {
+            kprintln!("selftest nic-bench: FAILED: no message count from node 1 (pass {pass})");
             return;
-        }
-        exec::yield_now();
-    };
-    let msg_ns = now_ns() - t0;
+        };
+        (delivered, msg_ns) = (delivered + u64::from(n), msg_ns + ns);
+    }
     let per_s = |n: u64, ns: u64| n * 1_000_000_000 / ns.max(1);
+    let (frames_sent, messages_sent) = (u64::from(PASSES * BULK_FRAMES), u64::from(PASSES * BULK_MESSAGES));
     kprintln!(
-        "bench nic raw_oneway: sent={BULK_FRAMES} received={received} frame_bytes=1400 ns={raw_ns} frames_per_s={}",
-        per_s(u64::from(received), raw_ns)
+        "bench nic raw_oneway: passes={PASSES} sent={frames_sent} received={received} frame_bytes=1400 ns={raw_ns} frames_per_s={}",
+        per_s(received, raw_ns)
     );
     kprintln!(
-        "bench nic msg_oneway: sent={BULK_MESSAGES} delivered={delivered} message_bytes={MESSAGE} ns={msg_ns} messages_per_s={}",
-        per_s(u64::from(delivered), msg_ns)
+        "bench nic msg_oneway: passes={PASSES} sent={messages_sent} delivered={delivered} message_bytes={MESSAGE} ns={msg_ns} messages_per_s={}",
+        per_s(delivered, msg_ns)
     );
-    if delivered == BULK_MESSAGES as u32 {
+    if delivered == messages_sent {
         kprintln!("selftest nic-bench: ok");
     } else {
-        kprintln!("selftest nic-bench: FAILED: {delivered} of {BULK_MESSAGES} messages delivered");
+        kprintln!("selftest nic-bench: FAILED: {delivered} of {messages_sent} messages delivered");
     }
 }
