@@ -481,6 +481,9 @@ pub struct NicFigures {
     pub raw_sent: u64,
     /// 4096-byte messages delivered per second.
     pub msg_per_s: u64,
+    /// Data frames node 0's transport sent again during the run (from its
+    /// status line after the run; `None` if it printed none).
+    pub retransmitted: Option<u64>,
 }
 
 impl NicFigures {
@@ -503,6 +506,7 @@ impl NicFigures {
             raw_received: bench.number("nic raw_oneway", "received")?,
             raw_sent: bench.number("nic raw_oneway", "sent")?,
             msg_per_s: bench.number("nic msg_oneway", "messages_per_s")?,
+            retransmitted: retransmitted_after_run(console),
         })
     }
 
@@ -524,6 +528,20 @@ impl NicFigures {
     pub fn goodput_ratio(&self) -> f64 {
         (self.msg_per_s * 4096) as f64 / (self.raw_frames_per_s * 1400).max(1) as f64
     }
+}
+
+/// `N retransmitted` from node 0's `nic-bench: status after the run:` line.
+fn retransmitted_after_run(console: &[String]) -> Option<u64> {
+    let line = console.iter().find_map(|l| l.strip_prefix("nic-bench: status after the run: "))?;
+    let before = line.split(" retransmitted").next()?;
+    before.rsplit(' ').next()?.parse().ok()
+}
+
+/// Median of `values` (the lower middle one for an even count); `None` if empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied()
 }
 
 /// The TSC frequency the kernel printed (`cpu: tsc_mhz=…`).
@@ -580,6 +598,7 @@ mod nic_tests {
             "bench nic msg_rtt: rounds=300 blocks=30 bytes=4096 median_cycles=2500 p99_cycles=9000",
             "bench nic raw_oneway: passes=2 sent=12000 received=9000 frame_bytes=1400 ns=3000000000 frames_per_s=3000",
             "bench nic msg_oneway: passes=2 sent=4000 delivered=4000 message_bytes=4096 ns=8000000000 messages_per_s=500",
+            "nic-bench: status after the run: node 0 epoch 0x1 formed=true members: 0=local; transport: 13192 frames sent, 173 retransmitted, 321 delivered",
             "selftest nic-bench: ok",
         ]
         .map(String::from)
@@ -590,6 +609,7 @@ mod nic_tests {
         assert_eq!((f.raw_pipelined_rtt, f.raw_pipelined_resends), ((800, 2000), 1));
         assert_eq!(f.msg_rtt, (2500, 9000));
         assert_eq!((f.raw_frames_per_s, f.raw_received, f.raw_sent, f.msg_per_s), (3000, 9000, 12000, 500));
+        assert_eq!(f.retransmitted, Some(173));
         // The target ratio is against the 4 KiB ping-pong, not the pipelined echo.
         assert_eq!(f.rtt_ratio(), 2.5);
         assert_eq!(f.pipelined_ratio(), 3.125);
@@ -599,5 +619,14 @@ mod nic_tests {
         let old: Vec<String> = console.iter().filter(|l| !l.contains("raw_pipelined_rtt")).cloned().collect();
         let err = NicFigures::parse("virtio-net", 1, &old).unwrap_err();
         assert!(err.to_string().contains("nic raw_pipelined_rtt"), "{err}");
+        let no_status: Vec<String> = console.iter().filter(|l| !l.starts_with("nic-bench:")).cloned().collect();
+        assert_eq!(NicFigures::parse("virtio-net", 1, &no_status).unwrap().retransmitted, None);
+    }
+
+    #[test]
+    fn median_takes_the_middle_value_and_the_lower_middle_of_an_even_count() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[]), None);
     }
 }

@@ -152,10 +152,15 @@ fn rest_until_tick() {
 }
 
 impl Nic {
-    /// Frames received this round.
+    /// Frames received this round. No more than the transport can take
+    /// are read from the device: the rest wait in the device's ring until
+    /// the transport returns frames, instead of being dropped here and
+    /// resent after a timeout. (Management frames have no such guarantee:
+    /// one for a busy management user is dropped and counted.)
     fn receive(&mut self) -> usize {
         let Self { driver, spares, transport, management, .. } = self;
-        driver.receive_into(&mut |rx: &mut Received<'_>| {
+        let budget = port::RX_CREDIT.saturating_sub(transport.lent);
+        driver.receive_into(budget, &mut |rx: &mut Received<'_>| {
             NicCounters::count(&NIC_COUNTERS.rx_frames);
             let (end, counter) = match classify(rx.bytes()) {
                 None => return NicCounters::count(&NIC_COUNTERS.rx_bad_length),

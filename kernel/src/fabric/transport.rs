@@ -224,8 +224,9 @@ struct ClientEnd {
     /// Deliveries lent and not yet returned.
     lent: usize,
     /// Sends taken from the ring that the transport could not take yet
-    /// (backpressure), oldest first; at most the client's frames.
-    waiting: VecDeque<(Grant<'static>, UserMsg)>,
+    /// (backpressure), per destination peer, oldest first; at most the
+    /// client's frames in all.
+    waiting: Vec<(u16, VecDeque<(Grant<'static>, UserMsg)>)>,
     /// Drop a send that meets backpressure instead of holding it
     /// (periodic traffic such as heartbeats, which must never pile up).
     drop_on_backpressure: bool,
@@ -255,7 +256,7 @@ pub fn attach(port: u8) -> Option<TransportClient> {
         tx: service_tx,
         rx: service_rx,
         lent: 0,
-        waiting: VecDeque::new(),
+        waiting: Vec::new(),
         drop_on_backpressure: port == PORT_CLUSTER,
     });
     CLIENTS_WAITING.store(true, Ordering::Release);
@@ -418,44 +419,43 @@ impl Service {
                         }
                     }
                     SEND => match GRANTS.accept(msg.grant, TRANSPORT) {
-                        Ok(grant) => c.waiting.push_back((grant, msg)),
+                        Ok(grant) => match c.waiting.iter_mut().find(|(peer, _)| *peer == msg.peer) {
+                            Some((_, queue)) => queue.push_back((grant, msg)),
+                            None => c.waiting.push((msg.peer, VecDeque::from([(grant, msg)]))),
+                        },
                         Err(_) => send_reliably(&mut c.tx, UserMsg { kind: SENT, status: STATUS_BAD_GRANT, ..msg }),
                     },
                     _ => {}
                 }
             }
             // Send what the transport takes, in order per peer; a peer
-            // that pushes back holds only its own later messages.
-            let mut blocked: Vec<u16> = Vec::new();
-            let mut index = 0;
-            while index < c.waiting.len() {
-                let peer = c.waiting[index].1.peer;
-                if blocked.contains(&peer) {
-                    index += 1;
-                    continue;
+            // that pushes back holds only its own later messages. While
+            // blocked this costs one check per peer and round, not one per
+            // waiting message.
+            let ClientEnd { waiting, tx, drop_on_backpressure, .. } = c;
+            for (peer, queue) in waiting.iter_mut() {
+                while let Some((grant, msg)) = queue.front() {
+                    let len = (msg.len as usize).min(FRAME_SIZE);
+                    let result = if !*drop_on_backpressure && !room_for_bulk(t, NodeId(*peer), len) {
+                        Err(SendError::Backpressure)
+                    } else {
+                        t.send(NodeId(*peer), &grant.bytes(&DirectMap)[..len], now)
+                    };
+                    if result == Err(SendError::Backpressure) && !*drop_on_backpressure {
+                        break;
+                    }
+                    let Some((grant, msg)) = queue.pop_front() else { break };
+                    grant.release();
+                    let (status, id) = match result {
+                        Ok(id) => (STATUS_OK, id.0),
+                        Err(SendError::Backpressure) => (STATUS_DROPPED, 0),
+                        Err(SendError::TooLarge { .. }) => (STATUS_TOO_LARGE, 0),
+                        Err(_) => (STATUS_UNKNOWN_PEER, 0),
+                    };
+                    send_reliably(tx, UserMsg { kind: SENT, status, id, ..msg });
                 }
-                let (grant, msg) = &c.waiting[index];
-                let len = (msg.len as usize).min(FRAME_SIZE);
-                let result = if !c.drop_on_backpressure && !room_for_bulk(t, NodeId(peer), len) {
-                    Err(SendError::Backpressure)
-                } else {
-                    t.send(NodeId(peer), &grant.bytes(&DirectMap)[..len], now)
-                };
-                if result == Err(SendError::Backpressure) && !c.drop_on_backpressure {
-                    blocked.push(peer);
-                    index += 1;
-                    continue;
-                }
-                let Some((grant, msg)) = c.waiting.remove(index) else { break };
-                grant.release();
-                let (status, id) = match result {
-                    Ok(id) => (STATUS_OK, id.0),
-                    Err(SendError::Backpressure) => (STATUS_DROPPED, 0),
-                    Err(SendError::TooLarge { .. }) => (STATUS_TOO_LARGE, 0),
-                    Err(_) => (STATUS_UNKNOWN_PEER, 0),
-                };
-                send_reliably(&mut c.tx, UserMsg { kind: SENT, status, id, ..msg });
             }
+            waiting.retain(|(_, queue)| !queue.is_empty());
         }
     }
 

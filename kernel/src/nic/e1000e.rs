@@ -12,7 +12,7 @@ use crate::arch::time;
 use crate::kprintln;
 use crate::memory::{self, phys_to_virt};
 
-const RING: usize = 32;
+const RING: usize = 256;
 const BUFFER_BYTES: usize = 4096;
 
 // Registers (offsets into BAR 0).
@@ -293,9 +293,9 @@ impl FrameNic for E1000e {
         Ok(())
     }
 
-    fn receive_into(&mut self, f: &mut dyn FnMut(&mut Received<'_>)) -> usize {
+    fn receive_into(&mut self, budget: usize, f: &mut dyn FnMut(&mut Received<'_>)) -> usize {
         let mut count = 0;
-        for _ in 0..RING {
+        for _ in 0..RING.min(budget) {
             let i = self.rx_next;
             // The status byte first: the device writes it last, so only a
             // read after seeing DD gets the final length (a whole-descriptor

@@ -30,15 +30,17 @@ pub trait FrameNic {
     fn mac(&self) -> [u8; 6];
     /// Queues one frame (destination MAC first, 14..=1514 bytes).
     fn transmit(&mut self, frame: &[u8]) -> Result<(), NicError>;
-    /// Hands every frame received so far to `f` in its DMA buffer. `f` reads
-    /// it in place, or takes the whole buffer with [`Received::swap`]; the
+    /// Hands up to `budget` frames received so far to `f` in their DMA
+    /// buffers, oldest first; the rest stay in the device's ring for a later
+    /// call (the device drops only when its ring is full). `f` reads a frame
+    /// in place, or takes the whole buffer with [`Received::swap`]; the
     /// driver then gives the device whatever frame the slot holds. Returns
     /// how many frames were received.
-    fn receive_into(&mut self, f: &mut dyn FnMut(&mut Received<'_>)) -> usize;
+    fn receive_into(&mut self, budget: usize, f: &mut dyn FnMut(&mut Received<'_>)) -> usize;
     /// Hands every frame received so far to `f`, in place in its DMA buffer,
     /// and gives the buffer back to the device; returns how many.
     fn receive(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
-        self.receive_into(&mut |rx| f(rx.bytes()))
+        self.receive_into(usize::MAX, &mut |rx| f(rx.bytes()))
     }
 }
 
@@ -143,10 +145,10 @@ impl FrameNic for Nic {
         }
     }
 
-    fn receive_into(&mut self, f: &mut dyn FnMut(&mut Received<'_>)) -> usize {
+    fn receive_into(&mut self, budget: usize, f: &mut dyn FnMut(&mut Received<'_>)) -> usize {
         match self {
-            Nic::Virtio(n) => n.receive_into(f),
-            Nic::E1000e(n) => n.receive_into(f),
+            Nic::Virtio(n) => n.receive_into(budget, f),
+            Nic::E1000e(n) => n.receive_into(budget, f),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::kprintln;
 use crate::memory::{self, phys_to_virt};
 
 /// Descriptors per virtqueue.
-const QUEUE_SIZE: usize = 16;
+const QUEUE_SIZE: usize = 64;
 const BUFFER_BYTES: usize = 4096;
 
 /// The crate's view of the kernel: DMA memory from the frame allocator,
@@ -164,9 +164,10 @@ impl FrameNic for VirtioNic {
         }
     }
 
-    fn receive_into(&mut self, f: &mut dyn FnMut(&mut Received<'_>)) -> usize {
+    fn receive_into(&mut self, budget: usize, f: &mut dyn FnMut(&mut Received<'_>)) -> usize {
         let mut count = 0;
-        while let Some(token) = self.dev.poll_receive() {
+        for _ in 0..budget {
+            let Some(token) = self.dev.poll_receive() else { break };
             let Some(mut buf) = self.rx.get_mut(usize::from(token)).and_then(Option::take) else {
                 kprintln!("nic: virtio returned unknown receive token {token}");
                 break;

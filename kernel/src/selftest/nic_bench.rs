@@ -475,6 +475,16 @@ fn drive(b: &mut Bench) {
         per_s(delivered, msg_ns)
     );
     if delivered == messages_sent {
+        // The cluster service publishes its snapshot every 100 ms: wait for
+        // one that includes the run, so retransmissions and drops are on
+        // record next to the figures.
+        let published = now_ns();
+        while now_ns() - published < 300_000_000 {
+            exec::yield_now();
+        }
+        if let Some(status) = crate::fabric::status::snapshot() {
+            kprintln!("nic-bench: status after the run: {status}");
+        }
         kprintln!("selftest nic-bench: ok");
     } else {
         kprintln!("selftest nic-bench: FAILED: {delivered} of {messages_sent} messages delivered");
