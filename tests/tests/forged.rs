@@ -187,7 +187,11 @@ fn forged_replayed_and_malformed_frames_are_refused_and_counted_by_kind() {
     let dups = after.transport.duplicates - before.transport.duplicates;
     assert!(dups >= sent.replays, "replays are duplicates, not deliveries: {dups} < {}", sent.replays);
     // Nothing forged was delivered: node 1 has delivered no more messages
-    // than node 0 (its only peer) has sent (node 0 asked afterwards).
+    // than node 0 (its only peer) has sent. Node 0 is asked a second later:
+    // a status is a snapshot published every 100 ms, so asked at once node
+    // 0 could report a count older than node 1's (a heartbeat sent in
+    // between made this test fail once).
+    std::thread::sleep(Duration::from_secs(1));
     let zero = ask(&state, 0);
     assert!(after.transport.messages_delivered <= zero.transport.messages_sent);
     // The cluster is still formed on both sides.

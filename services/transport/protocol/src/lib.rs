@@ -7,9 +7,9 @@
 //! adaptive timeout (RFC 6298, Karn's rule, bounded exponential back-off),
 //! duplicate suppression, a per-peer send window and an advertised receive
 //! window, and fragmentation of messages larger than one frame with bounded
-//! reassembly. Every frame carries a truncated HMAC-SHA256 tag under the
-//! cluster key; a handshake verifies each peer's per-boot epoch, so frames
-//! of an earlier boot are refused. Messages reach the peer's user exactly
+//! reassembly. Every frame carries an XChaCha20-Poly1305 tag under the
+//! cluster key, with a nonce no sender repeats; a handshake verifies each
+//! peer's per-boot epoch, so frames of an earlier boot are refused. Messages reach the peer's user exactly
 //! once, in order, intact. `docs/transport.md` is the specification.
 //!
 //! How a shell drives it: [`Transport::send`] queues a message;
@@ -24,7 +24,7 @@
 //! use `unsafe`; panic or change state on anything that comes from the
 //! wire unless the frame is well-formed, from a member, authentic under the
 //! cluster key and fresh; implement cryptography itself (the MAC is the
-//! RustCrypto `hmac` and `sha2` crates).
+//! RustCrypto `chacha20poly1305` crate).
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
