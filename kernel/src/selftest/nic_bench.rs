@@ -57,6 +57,9 @@ const RAW_PONG: u8 = 2;
 const RAW_BULK: u8 = 3;
 const RAW_QUERY: u8 = 4;
 const RAW_COUNT: u8 = 5;
+/// Node 1's answer to a query, after the count: µs from the first to the
+/// last bulk frame of the pass it received (its own clock).
+const RAW_SPAN: u8 = 6;
 const RAW_ECHO: u8 = 6;
 const RAW_ECHOED: u8 = 7;
 const MSG_PING: u8 = 11;
@@ -64,6 +67,7 @@ const MSG_PONG: u8 = 12;
 const MSG_BULK: u8 = 13;
 const MSG_QUERY: u8 = 14;
 const MSG_COUNT: u8 = 15;
+const MSG_SPAN: u8 = 16;
 
 struct Plan {
     node: u16,
@@ -176,6 +180,27 @@ fn service(_arg: usize, _generation: u32) {
     }
 }
 
+/// When the first and the last bulk frame of a pass arrived at node 1.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    first: Option<u64>,
+    last: u64,
+}
+
+impl Span {
+    fn arrived(&mut self, now: u64) {
+        self.first.get_or_insert(now);
+        self.last = now;
+    }
+
+    /// First to last arrival in µs (fits the 24 bits of a tagged number
+    /// for passes up to 16 s).
+    fn micros(&self) -> u32 {
+        let ns = self.first.map_or(0, |first| self.last.saturating_sub(first));
+        (ns / 1000).min(0xff_ffff) as u32
+    }
+}
+
 /// A one-way pass and a count or index within it, in one frame number.
 fn tag(pass: u32, n: u32) -> u32 {
     (pass << 24) | (n & 0xff_ffff)
@@ -222,6 +247,8 @@ impl PingPong {
 fn echo(b: &mut Bench) {
     kprintln!("selftest nic-bench: node 1 echoing");
     let (mut raw_bulk, mut msg_bulk) = ([0u32; PASSES as usize], [0u32; PASSES as usize]);
+    // Per pass: when the first and the last bulk frame or message arrived.
+    let (mut raw_seen, mut msg_seen) = ([Span::default(); PASSES as usize], [Span::default(); PASSES as usize]);
     let (mut raws, mut msgs) = (Vec::new(), Vec::new());
     let mut pingpong = PingPong::default();
     loop {
@@ -242,13 +269,17 @@ fn echo(b: &mut Bench) {
                 }
                 RAW_ECHO => b.send_raw(RAW_ECHOED, number, len - 14),
                 RAW_BULK => {
-                    if let Some(n) = raw_bulk.get_mut(untag(number).0) {
+                    let pass = untag(number).0;
+                    if let (Some(n), Some(seen)) = (raw_bulk.get_mut(pass), raw_seen.get_mut(pass)) {
                         *n += 1;
+                        seen.arrived(now_ns());
                     }
                 }
                 RAW_QUERY => {
                     let count = raw_bulk.get(number as usize).copied().unwrap_or(0);
+                    let span = raw_seen.get(number as usize).map_or(0, Span::micros);
                     b.send_raw(RAW_COUNT, tag(number, count), 64);
+                    b.send_raw(RAW_SPAN, tag(number, span), 64);
                 }
                 _ => {}
             }
@@ -258,13 +289,17 @@ fn echo(b: &mut Bench) {
             match kind {
                 MSG_PING => b.send_msg(MSG_PONG, number, MESSAGE),
                 MSG_BULK => {
-                    if let Some(n) = msg_bulk.get_mut(untag(number).0) {
+                    let pass = untag(number).0;
+                    if let (Some(n), Some(seen)) = (msg_bulk.get_mut(pass), msg_seen.get_mut(pass)) {
                         *n += 1;
+                        seen.arrived(now_ns());
                     }
                 }
                 MSG_QUERY => {
                     let count = msg_bulk.get(number as usize).copied().unwrap_or(0);
+                    let span = msg_seen.get(number as usize).map_or(0, Span::micros);
                     b.send_msg(MSG_COUNT, tag(number, count), 8);
+                    b.send_msg(MSG_SPAN, tag(number, span), 8);
                 }
                 _ => {}
             }
@@ -342,23 +377,41 @@ fn msg_round(b: &mut Bench, round: u32, msgs: &mut Vec<(u8, u32)>, start: u64) -
     }
 }
 
-/// One-way raw pass: (frames node 1 counted, ns). `None` past the deadline.
-fn raw_oneway(b: &mut Bench, pass: u32, raws: &mut Vec<(u8, u32, usize)>, start: u64) -> Option<(u32, u64)> {
+/// What one one-way pass measured.
+#[derive(Clone, Copy, Default)]
+struct Pass {
+    /// Frames or messages node 1 counted.
+    received: u64,
+    /// ns on node 0 from the first send to node 1's count back.
+    ns: u64,
+    /// µs on node 1 from the first to the last arrival.
+    receiver_us: u64,
+}
+
+/// One-way raw pass. `None` past the deadline.
+fn raw_oneway(b: &mut Bench, pass: u32, raws: &mut Vec<(u8, u32, usize)>, start: u64) -> Option<Pass> {
     let t0 = now_ns();
     for i in 0..BULK_FRAMES {
         b.send_raw(RAW_BULK, tag(pass, i), 1400);
         b.recv_raw(raws);
         raws.clear();
     }
+    let (mut count, mut span) = (None, None);
     loop {
         b.send_raw(RAW_QUERY, pass, 64);
         let sent = now_ns();
         while now_ns() - sent < RAW_RETRY_NS {
             b.recv_raw(raws);
-            let count = raws.iter().find(|(k, n, _)| *k == RAW_COUNT && untag(*n).0 == pass as usize).map(|r| r.1);
+            for &(kind, number, _) in raws.iter().filter(|(_, n, _)| untag(*n).0 == pass as usize) {
+                match kind {
+                    RAW_COUNT => count = Some(untag(number).1),
+                    RAW_SPAN => span = Some(untag(number).1),
+                    _ => {}
+                }
+            }
             raws.clear();
-            if let Some(n) = count {
-                return Some((untag(n).1, now_ns() - t0));
+            if let (Some(n), Some(us)) = (count, span) {
+                return Some(Pass { received: n.into(), ns: now_ns() - t0, receiver_us: us.into() });
             }
             exec::yield_now();
         }
@@ -368,9 +421,8 @@ fn raw_oneway(b: &mut Bench, pass: u32, raws: &mut Vec<(u8, u32, usize)>, start:
     }
 }
 
-/// One-way message pass: (messages node 1 counted, ns). `None` past the
-/// deadline.
-fn msg_oneway(b: &mut Bench, pass: u32, msgs: &mut Vec<(u8, u32)>, start: u64) -> Option<(u32, u64)> {
+/// One-way message pass. `None` past the deadline.
+fn msg_oneway(b: &mut Bench, pass: u32, msgs: &mut Vec<(u8, u32)>, start: u64) -> Option<Pass> {
     let t0 = now_ns();
     for i in 0..BULK_MESSAGES {
         b.send_msg(MSG_BULK, tag(pass, i), MESSAGE);
@@ -378,12 +430,19 @@ fn msg_oneway(b: &mut Bench, pass: u32, msgs: &mut Vec<(u8, u32)>, start: u64) -
         msgs.clear();
     }
     b.send_msg(MSG_QUERY, pass, 8);
+    let (mut count, mut span) = (None, None);
     loop {
         b.recv_msgs(msgs);
-        let count = msgs.iter().find(|(k, n)| *k == MSG_COUNT && untag(*n).0 == pass as usize).map(|m| m.1);
+        for &(kind, number) in msgs.iter().filter(|(_, n)| untag(*n).0 == pass as usize) {
+            match kind {
+                MSG_COUNT => count = Some(untag(number).1),
+                MSG_SPAN => span = Some(untag(number).1),
+                _ => {}
+            }
+        }
         msgs.clear();
-        if let Some(n) = count {
-            return Some((untag(n).1, now_ns() - t0));
+        if let (Some(n), Some(us)) = (count, span) {
+            return Some(Pass { received: n.into(), ns: now_ns() - t0, receiver_us: us.into() });
         }
         if late(start) {
             return None;
@@ -451,29 +510,50 @@ fn drive(b: &mut Bench) {
         "bench nic msg_rtt: rounds={ROUNDS} blocks={BLOCKS} bytes={MESSAGE} median_cycles={msg_med} p99_cycles={msg_p99}"
     );
     // (b) One way, raw then messages, PASSES times; sums over the passes.
-    let (mut received, mut raw_ns, mut delivered, mut msg_ns) = (0u64, 0u64, 0u64, 0u64);
+    let (mut raw, mut msg) = (Pass::default(), Pass::default());
     for pass in 0..PASSES {
-        let Some((n, ns)) = raw_oneway(b, pass, &mut raws, start) else {
+        let Some(p) = raw_oneway(b, pass, &mut raws, start) else {
             kprintln!("selftest nic-bench: FAILED: no raw count from node 1 (pass {pass})");
             return;
         };
-        (received, raw_ns) = (received + u64::from(n), raw_ns + ns);
-        let Some((n, ns)) = msg_oneway(b, pass, &mut msgs, start) else {
+        raw = Pass {
+            received: raw.received + p.received,
+            ns: raw.ns + p.ns,
+            receiver_us: raw.receiver_us + p.receiver_us,
+        };
+        let Some(p) = msg_oneway(b, pass, &mut msgs, start) else {
             kprintln!("selftest nic-bench: FAILED: no message count from node 1 (pass {pass})");
             return;
         };
-        (delivered, msg_ns) = (delivered + u64::from(n), msg_ns + ns);
+        msg = Pass {
+            received: msg.received + p.received,
+            ns: msg.ns + p.ns,
+            receiver_us: msg.receiver_us + p.receiver_us,
+        };
     }
     let per_s = |n: u64, ns: u64| n * 1_000_000_000 / ns.max(1);
     let (frames_sent, messages_sent) = (u64::from(PASSES * BULK_FRAMES), u64::from(PASSES * BULK_MESSAGES));
+    // Two rates each: over node 0's time from the first send to the count
+    // (includes the query's round trip, and a 50 ms retry if a raw query is
+    // lost), and over node 1's time from the first to the last arrival, the
+    // rate the path carried, which the ratio uses.
     kprintln!(
-        "bench nic raw_oneway: passes={PASSES} sent={frames_sent} received={received} frame_bytes=1400 ns={raw_ns} frames_per_s={}",
-        per_s(received, raw_ns)
+        "bench nic raw_oneway: passes={PASSES} sent={frames_sent} received={} frame_bytes=1400 ns={} frames_per_s={} receiver_us={} receiver_frames_per_s={}",
+        raw.received,
+        raw.ns,
+        per_s(raw.received, raw.ns),
+        raw.receiver_us,
+        per_s(raw.received, raw.receiver_us * 1000)
     );
     kprintln!(
-        "bench nic msg_oneway: passes={PASSES} sent={messages_sent} delivered={delivered} message_bytes={MESSAGE} ns={msg_ns} messages_per_s={}",
-        per_s(delivered, msg_ns)
+        "bench nic msg_oneway: passes={PASSES} sent={messages_sent} delivered={} message_bytes={MESSAGE} ns={} messages_per_s={} receiver_us={} receiver_messages_per_s={}",
+        msg.received,
+        msg.ns,
+        per_s(msg.received, msg.ns),
+        msg.receiver_us,
+        per_s(msg.received, msg.receiver_us * 1000)
     );
+    let delivered = msg.received;
     if delivered == messages_sent {
         // The cluster service publishes its snapshot every 100 ms: wait for
         // one that includes the run, so retransmissions and drops are on
