@@ -187,6 +187,23 @@ impl<T: Message, const N: usize> Receiver<'_, T, N> {
         msg
     }
 
+    /// Arms the ring if it is empty, leaving any message in place: true
+    /// means "empty and armed" (the caller may sleep until notified; no
+    /// message sent after this call can go unnoticed), false means a
+    /// message is waiting (and the ring is left disarmed). For receivers
+    /// that watch several rings and sleep only when all are empty.
+    pub fn arm_if_empty(&mut self) -> bool {
+        if !self.is_empty() {
+            return false;
+        }
+        self.ring.doorbell.arm();
+        if self.is_empty() {
+            return true;
+        }
+        self.ring.doorbell.disarm();
+        false
+    }
+
     /// Cancels an arming, e.g. after waking for another reason; saves the
     /// next sender a needless notification.
     pub fn disarm(&mut self) {

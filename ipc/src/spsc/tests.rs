@@ -142,6 +142,27 @@ fn notifies_only_an_armed_receiver_once() {
     assert_eq!(counter.count(), 1, "disarmed receiver is not notified");
 }
 
+#[test]
+fn arm_if_empty_leaves_messages_in_place_and_arms_only_when_empty() {
+    let counter = CountingNotify::new();
+    let ring = SpscRing::<u32, 8>::new();
+    let (mut tx, mut rx) = ring.split(&counter, TARGET).unwrap();
+
+    tx.try_send(1).unwrap();
+    assert!(!rx.arm_if_empty(), "a message is waiting");
+    tx.try_send(2).unwrap();
+    assert_eq!(counter.count(), 0, "not armed while a message waited");
+    assert_eq!(rx.try_recv(), Some(1), "the message stayed in place");
+    assert_eq!(rx.try_recv(), Some(2));
+
+    assert!(rx.arm_if_empty(), "empty: armed, may sleep now");
+    tx.try_send(3).unwrap();
+    assert_eq!(counter.count(), 1, "the armed receiver was notified");
+    tx.try_send(4).unwrap();
+    assert_eq!(counter.count(), 1, "one notification per arming");
+    assert_eq!(rx.try_recv(), Some(3));
+}
+
 /// One operation of a property test.
 #[derive(Clone, Debug)]
 enum Op {

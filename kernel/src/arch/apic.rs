@@ -230,6 +230,12 @@ pub fn program_timer(config: &TimerConfig) {
     write(reg::TIMER_INITIAL, config.initial_count);
 }
 
+/// Restarts the running timer with a new initial count (mode, vector and
+/// divider unchanged): one register write.
+pub fn set_timer_initial_count(count: u32) {
+    write(reg::TIMER_INITIAL, count);
+}
+
 pub fn timer_current_count() -> u32 {
     read(reg::TIMER_CURRENT)
 }

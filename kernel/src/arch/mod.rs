@@ -15,7 +15,7 @@ mod ioapic;
 pub mod selftest;
 mod smp;
 pub(crate) mod time;
-mod trap;
+pub mod trap;
 
 use core::sync::atomic::Ordering;
 
@@ -29,6 +29,8 @@ use crate::memory::{self, Stack};
 pub const TIMER_VECTOR: u8 = 0xf0;
 /// A test/wake-up IPI: the target counts it.
 pub const IPI_VECTOR: u8 = 0xf1;
+/// The NIC's receive interrupt (MSI/MSI-X): wakes the core the nic runs on.
+pub const NIC_VECTOR: u8 = 0x40;
 /// Where the boot check routes the PIT (ISA IRQ 0) through the IOAPIC.
 pub const PIT_CHECK_VECTOR: u8 = 0x30;
 pub const ERROR_VECTOR: u8 = 0xfe;

@@ -184,8 +184,23 @@ pub fn calibrate(pm_timer: Option<&PmTimer>) -> Result<Calibration, &'static str
 
 /// Starts the running core's periodic LAPIC timer at `hz` on TIMER_VECTOR.
 pub fn start_periodic_timer(hz: u64) -> Result<(), &'static str> {
+    set_timer_period_ns(1_000_000_000 / hz.max(1))
+}
+
+/// Changes the period of the running core's periodic LAPIC timer (started
+/// by [`start_periodic_timer`]) to `period_ns`, the next interrupt one
+/// period from now: a single register write, for the idle loop.
+pub fn retune_timer_period_ns(period_ns: u64) -> Result<(), &'static str> {
+    let count = lapic_initial_count(LAPIC_TIMER_HZ.load(Ordering::Relaxed), period_ns)
+        .ok_or("timer period out of range for the LAPIC timer")?;
+    apic::set_timer_initial_count(count);
+    Ok(())
+}
+
+/// (Re)starts the running core's periodic LAPIC timer with a period of
+/// `period_ns`; the first interrupt comes one period from now.
+pub fn set_timer_period_ns(period_ns: u64) -> Result<(), &'static str> {
     let divide_config = lapic_divide_config(LAPIC_DIVISOR).ok_or("bad divisor")?;
-    let period_ns = 1_000_000_000 / hz.max(1);
     let initial_count = lapic_initial_count(LAPIC_TIMER_HZ.load(Ordering::Relaxed), period_ns)
         .ok_or("timer period out of range for the LAPIC timer")?;
     apic::program_timer(&TimerConfig {

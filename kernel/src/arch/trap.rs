@@ -11,7 +11,7 @@ use x86_64::registers::control::{Cr2, Cr3};
 use super::apic;
 use super::cpu::{cpuid_apic_id, try_current_core};
 use super::idt::TrapFrame;
-use super::{ERROR_VECTOR, IPI_VECTOR, PIT_CHECK_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR};
+use super::{ERROR_VECTOR, IPI_VECTOR, NIC_VECTOR, PIT_CHECK_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR};
 use crate::{memory, power, serial};
 
 /// Set once a core has decided to stop the node: other cores that get the
@@ -22,6 +22,7 @@ static REPORTER: AtomicU32 = AtomicU32::new(u32::MAX);
 static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
 static APIC_ERRORS: AtomicU64 = AtomicU64::new(0);
 static PIT_CHECK_IRQS: AtomicU64 = AtomicU64::new(0);
+static NIC_IRQS: AtomicU64 = AtomicU64::new(0);
 
 /// Called by the entry stubs with the saved context (interrupts are off).
 pub extern "sysv64" fn dispatch(frame: &mut TrapFrame) {
@@ -44,6 +45,11 @@ pub extern "sysv64" fn dispatch(frame: &mut TrapFrame) {
             if let Some(core) = core {
                 core.ipis_received.fetch_add(1, Ordering::Relaxed);
             }
+            apic::eoi();
+        }
+        NIC_VECTOR => {
+            NIC_IRQS.fetch_add(1, Ordering::Relaxed);
+            crate::exec::wake_this_core_from_interrupt();
             apic::eoi();
         }
         PIT_CHECK_VECTOR => {
@@ -71,6 +77,11 @@ pub extern "sysv64" fn dispatch(frame: &mut TrapFrame) {
 /// Interrupts on vectors nothing was routed to, and APIC errors, so far.
 pub fn unexpected_counts() -> (u64, u64) {
     (UNEXPECTED.load(Ordering::Relaxed), APIC_ERRORS.load(Ordering::Relaxed))
+}
+
+/// NIC interrupts taken so far (all cores).
+pub fn nic_irqs() -> u64 {
+    NIC_IRQS.load(Ordering::Relaxed)
 }
 
 pub fn pit_check_irqs() -> u64 {

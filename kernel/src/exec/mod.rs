@@ -30,8 +30,11 @@ pub type ServiceEntry = fn(arg: usize, generation: u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TaskState {
     Ready,
-    /// Blocked in [`block_until_notified`] until this core is notified.
-    Waiting,
+    /// Blocked in [`block_until_notified`] or [`block_until`] until this
+    /// core is notified or, if set, the TSC reaches `until`.
+    Waiting {
+        until: Option<u64>,
+    },
     /// Panicked; restart when the clock passes `not_before`.
     Restarting {
         not_before: u64,
@@ -48,6 +51,8 @@ struct Task {
     state: TaskState,
     policy: RestartPolicy,
     supervision: Supervision,
+    /// TSC cycles spent running this task (including any halt inside it).
+    cycles: u64,
 }
 
 /// A service waiting to be placed on a core's executor.
@@ -61,6 +66,10 @@ pub struct Executor {
     tasks: Vec<Task>,
     current: Option<usize>,
     scheduler_rsp: u64,
+    /// TSC cycles this core spent halted with every task waiting.
+    idle_cycles: u64,
+    /// Scheduling rounds (one pass over the tasks).
+    rounds: u64,
 }
 
 struct CoreSlot {
@@ -109,7 +118,7 @@ pub fn run_ap() -> ! {
     loop {
         run_until_idle();
         // Nothing left to run: sleep until another core queues work here.
-        idle_until_woken(core);
+        idle_until_woken(core, None);
     }
 }
 
@@ -186,10 +195,28 @@ impl sinter_ipc::Notify for ExecutorNotify {
 /// [`wake_core`]). Callers re-check their condition afterwards: a wake-up is
 /// a hint, not a message.
 pub fn block_until_notified() {
+    block(None);
+}
+
+/// Blocks the running service until its core is notified or the TSC
+/// reaches `deadline_tsc`, whichever comes first. The core halts when every
+/// service on it waits (see [`run_until_idle`]), so a service that has
+/// nothing to do should arm its rings and call this instead of spinning.
+pub fn block_until(deadline_tsc: u64) {
+    block(Some(deadline_tsc));
+}
+
+fn block(until: Option<u64>) {
     let executor = this_core();
     let Some(index) = executor.current else { return };
-    executor.tasks[index].state = TaskState::Waiting;
+    executor.tasks[index].state = TaskState::Waiting { until };
     yield_now();
+}
+
+/// Marks the running core as notified, from an interrupt handler (a
+/// device's interrupt): its waiting services run again. No IPI, no lock.
+pub fn wake_this_core_from_interrupt() {
+    CORES[core_index() % MAX_CORES].wake.store(true, Ordering::Release);
 }
 
 /// This core's executor.
@@ -199,7 +226,13 @@ fn this_core() -> &'static mut Executor {
     // never re-entrantly across a context switch: the scheduler and the task
     // it runs hand the core back and forth, one at a time.
     let executor = unsafe { &mut *slot.executor.get() };
-    executor.get_or_insert_with(|| Executor { tasks: Vec::new(), current: None, scheduler_rsp: 0 })
+    executor.get_or_insert_with(|| Executor {
+        tasks: Vec::new(),
+        current: None,
+        scheduler_rsp: 0,
+        idle_cycles: 0,
+        rounds: 0,
+    })
 }
 
 extern "sysv64" fn task_start() -> ! {
@@ -252,6 +285,7 @@ impl Executor {
                 state: TaskState::Ready,
                 policy: policy_for(spec.name),
                 supervision: Supervision::default(),
+                cycles: 0,
             });
         }
     }
@@ -265,19 +299,25 @@ pub fn run_until_idle() {
         let woken = CORES[core].wake.swap(false, Ordering::AcqRel);
         let executor = this_core();
         executor.adopt_incoming(core);
-        if woken {
-            for task in executor.tasks.iter_mut().filter(|t| t.state == TaskState::Waiting) {
-                task.state = TaskState::Ready;
+        let now = read_tsc();
+        let mut earliest: Option<u64> = None;
+        for task in executor.tasks.iter_mut() {
+            if let TaskState::Waiting { until } = task.state {
+                if woken || until.is_some_and(|t| t <= now) {
+                    task.state = TaskState::Ready;
+                } else if let Some(t) = until {
+                    earliest = Some(earliest.map_or(t, |e| e.min(t)));
+                }
             }
         }
-        let now = read_tsc();
+        executor.rounds += 1;
         let mut ran_any = false;
         let mut pending = false;
         for index in 0..executor.tasks.len() {
             let executor = this_core();
             match executor.tasks[index].state {
                 TaskState::Finished => continue,
-                TaskState::Waiting => {
+                TaskState::Waiting { .. } => {
                     pending = true;
                     continue;
                 }
@@ -302,30 +342,62 @@ pub fn run_until_idle() {
             executor.current = Some(index);
             let target = executor.tasks[index].saved_rsp;
             let save = &mut executor.scheduler_rsp as *mut u64;
+            let started = read_tsc();
             // SAFETY: `target` was built by `initial_frame` or saved by a
             // switch out of this task; its stack belongs to the task.
             unsafe { context::switch(save, target) };
-            this_core().current = None;
+            let executor = this_core();
+            executor.current = None;
+            executor.tasks[index].cycles += read_tsc().wrapping_sub(started);
         }
         if !pending && !CORES[core].wake.load(Ordering::Acquire) {
             return;
         }
         if !ran_any {
-            idle_until_woken(core);
+            let halted = read_tsc();
+            idle_until_woken(core, earliest.map(|t| t.saturating_sub(halted)));
+            this_core().idle_cycles += read_tsc().wrapping_sub(halted);
         }
     }
 }
 
+/// Where this core's time went: TSC cycles per service (in start order)
+/// cycles halted with nothing to run, and scheduling rounds. Cheap (a
+/// copy of counters), for benches and status.
+pub fn cycles_by_service() -> (Vec<(&'static str, u64)>, u64, u64) {
+    let executor = this_core();
+    (executor.tasks.iter().map(|t| (t.name, t.cycles)).collect(), executor.idle_cycles, executor.rounds)
+}
+
 /// Halts this core until it is notified or an interrupt (the periodic
 /// timer at the latest) arrives. `sti; hlt` cannot miss an IPI sent after
-/// the check: sti takes effect only once hlt has started.
-fn idle_until_woken(core: usize) {
+/// the check: sti takes effect only once hlt has started. With a waiting
+/// service's deadline `within` TSC ticks, the local APIC timer is set to
+/// fire then (and put back to its normal period afterwards), so a timed
+/// wait is not rounded up to the next periodic tick.
+fn idle_until_woken(core: usize, within: Option<u64>) {
     x86_64::instructions::interrupts::disable();
     if !CORES[core].wake.load(Ordering::Acquire) {
+        let hz = crate::arch::time::tsc_hz().max(1);
+        let period_ns = 1_000_000_000 / crate::arch::TIMER_HZ;
+        let soon = within
+            .map(|ticks| sinter_kerncore::clock::ticks_to_ns(ticks, hz))
+            .filter(|&ns| ns < period_ns)
+            .map(|ns| ns.max(MIN_TIMED_WAIT_NS));
+        if let Some(ns) = soon {
+            let _ = crate::arch::time::retune_timer_period_ns(ns);
+        }
         x86_64::instructions::interrupts::enable_and_hlt();
+        if soon.is_some() {
+            let _ = crate::arch::time::retune_timer_period_ns(period_ns);
+        }
     }
     x86_64::instructions::interrupts::enable();
 }
+
+/// Shortest timer the idle core programs for a timed wait: below this the
+/// interrupt would cost more than the wait.
+const MIN_TIMED_WAIT_NS: u64 = 20_000;
 
 /// Called from the panic handler. If a service was running on this core,
 /// reports it, asks the supervisor, and either restarts it (never returning

@@ -30,6 +30,9 @@ use crate::kprintln;
 const MS: u64 = 1_000_000;
 const STATUS_NS: u64 = 100 * MS;
 const COUNTERS_LOG_NS: u64 = 5_000 * MS;
+/// Longest the idle service sleeps: a query from a management client that
+/// attached meanwhile (attaching does not wake it) waits at most this.
+const IDLE_WAIT_MAX_NS: u64 = 5 * MS;
 
 struct Plan {
     local: u16,
@@ -90,7 +93,7 @@ fn service(_arg: usize, generation: u32) {
     let mut queries = Vec::new();
     loop {
         let now = now_ns();
-        client.poll(&mut |event| match event {
+        let mut work = client.poll(&mut |event| match event {
             ClientEvent::Message { from, data, .. } => match Message::decode(data) {
                 Ok(message) => membership.on_message(from, message, now, &mut actions),
                 Err(_) => counters.bad_messages += 1,
@@ -103,6 +106,7 @@ fn service(_arg: usize, generation: u32) {
             membership.tick(now, &mut actions);
         }
         let mut changed = false;
+        work += actions.len();
         for action in actions.drain(..) {
             changed |= matches!(action, Action::Report(Report::PeerDead { .. } | Report::ClusterFormed { .. }));
             act(action, &mut client, &mut counters, &plan, epoch);
@@ -121,7 +125,16 @@ fn service(_arg: usize, generation: u32) {
             logged_at = now;
             log_counters(&counters);
         }
-        exec::yield_now();
+        if work == 0 && client.arm_if_idle() && super::query::arm_if_no_queries(&mut queries) {
+            let deadline = membership
+                .next_deadline()
+                .min(status_at + STATUS_NS)
+                .min(logged_at + COUNTERS_LOG_NS)
+                .min(now + IDLE_WAIT_MAX_NS);
+            super::sleep_until_ns(deadline);
+        } else {
+            exec::yield_now();
+        }
     }
 }
 

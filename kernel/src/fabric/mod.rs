@@ -85,6 +85,12 @@ pub fn now_ns() -> u64 {
     sinter_kerncore::clock::ticks_to_ns(time::rdtsc(), time::tsc_hz())
 }
 
+/// Blocks the running service until its core is notified or [`now_ns`]
+/// reaches `deadline_ns` (callers arm their rings first).
+pub fn sleep_until_ns(deadline_ns: u64) {
+    crate::exec::block_until(sinter_kerncore::clock::ns_to_ticks(deadline_ns, time::tsc_hz()));
+}
+
 /// Starts the fabric on `core` if the config asks for it.
 pub fn spawn_requested(config: &ClusterConfig, node: u16, core: usize) {
     if !config.cluster.fabric {

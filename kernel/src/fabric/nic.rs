@@ -90,8 +90,9 @@ fn service(_arg: usize, generation: u32) {
         kprintln!("nic: generation {generation} has no plan (the driver state died with the last one)");
         return;
     };
-    let driver = match nic::open(plan.model, plan.mac) {
-        Ok(driver) => driver,
+    let interrupt = (crate::arch::NIC_VECTOR, crate::arch::apic::id());
+    let (driver, interrupts) = match nic::open(plan.model, plan.mac, interrupt) {
+        Ok(opened) => opened,
         Err(why) => {
             kprintln!("nic: NIC not usable: {why:?}; the fabric stays down");
             return;
@@ -118,12 +119,26 @@ fn service(_arg: usize, generation: u32) {
             idle_rounds = 0;
             last_traffic = time::rdtsc();
         }
+        if interrupts {
+            if busy == 0 && nic.arm() {
+                // The receive interrupt, a user's message or the safety
+                // timeout (an interrupt the device coalesced away) wakes it.
+                exec::block_until(time::rdtsc().wrapping_add(time::tsc_hz() / 1000 * SLEEP_MAX_MS));
+                nic.driver.quiet_interrupt();
+            } else {
+                exec::yield_now();
+            }
+            continue;
+        }
         if idle_rounds >= IDLE_ROUNDS && time::ns_since(last_traffic) >= IDLE_REST_AFTER_NS {
             rest_until_tick();
         }
         exec::yield_now();
     }
 }
+
+/// Longest the nic sleeps without an interrupt before it polls anyway.
+const SLEEP_MAX_MS: u64 = 10;
 
 /// Rounds without a frame after which the nic may let the core rest...
 const IDLE_ROUNDS: u32 = 1000;
@@ -152,6 +167,20 @@ fn rest_until_tick() {
 }
 
 impl Nic {
+    /// Prepares to sleep: re-arms the device's interrupt and the users'
+    /// rings (so a message from them wakes this core), then looks once
+    /// more. True if there is still nothing to do.
+    fn arm(&mut self) -> bool {
+        self.driver.rearm_interrupt();
+        let Self { transport, management, .. } = self;
+        for end in core::iter::once(transport).chain(management.as_mut()) {
+            if !end.from_user.arm_if_empty() {
+                return false;
+            }
+        }
+        self.receive() == 0
+    }
+
     /// Frames received this round. No more than the transport can take
     /// are read from the device: the rest wait in the device's ring until
     /// the transport returns frames, instead of being dropped here and

@@ -158,6 +158,12 @@ impl FramePort {
 
     /// Whether [`transmit`](Self::transmit) has a frame to fill (after
     /// taking back the ones the nic returned).
+    /// Before the user sleeps: true if nothing from the nic is waiting, and
+    /// the ring is then armed so the nic's next message wakes the user.
+    pub fn arm_if_idle(&mut self) -> bool {
+        self.backlog.is_empty() && self.from_nic.arm_if_empty()
+    }
+
     pub fn can_transmit(&mut self) -> bool {
         if self.tx_frames.is_empty() {
             self.reclaim_only();

@@ -327,6 +327,12 @@ impl StatusClient {
     }
 }
 
+/// For the cluster service, before it sleeps: true if no query waits;
+/// every query ring is then armed, so the next query wakes it.
+pub(super) fn arm_if_no_queries(ends: &mut [QueryEnd]) -> bool {
+    !ENDS_WAITING.load(Ordering::Acquire) && ends.iter_mut().all(|end| end.rx.arm_if_empty())
+}
+
 /// For the cluster service: answers every waiting query with `status`.
 pub(super) fn answer_queries(ends: &mut Vec<QueryEnd>, status: Option<&ClusterStatus>) {
     if ENDS_WAITING.swap(false, Ordering::AcqRel) {

@@ -187,6 +187,13 @@ impl TransportClient {
         }
     }
 
+    /// Before the user sleeps: true if nothing from the transport is
+    /// waiting, and the ring is then armed so its next message wakes the
+    /// user's core.
+    pub fn arm_if_idle(&mut self) -> bool {
+        self.from_transport.arm_if_empty()
+    }
+
     /// Handles everything the transport sent; returns how many messages.
     pub fn poll(&mut self, f: &mut dyn FnMut(ClientEvent<'_>)) -> usize {
         let mut handled = 0;
@@ -262,6 +269,7 @@ pub fn attach(port: u8) -> Option<TransportClient> {
         drop_on_backpressure: port == PORT_CLUSTER,
     });
     CLIENTS_WAITING.store(true, Ordering::Release);
+    exec::wake_core(core);
     Some(TransportClient {
         me: user,
         to_transport,
@@ -364,57 +372,78 @@ fn service(_arg: usize, generation: u32) {
             s.clients.append(&mut NEW_CLIENTS.lock());
         }
         let now = now_ns();
-        s.receive(now);
-        s.serve_clients(now);
+        let mut work = s.receive(now) + s.serve_clients(now);
         if s.t.next_deadline().is_some_and(|d| d <= now) {
             s.t.poll(now);
+            work += 1;
         }
-        s.deliver();
-        s.transmit();
+        work += s.deliver() + s.transmit();
         if now.saturating_sub(s.published_at) >= PUBLISH_NS {
             s.publish(now);
         }
-        exec::yield_now();
+        if work == 0 && s.arm_if_idle() {
+            let publish_at = s.published_at + PUBLISH_NS;
+            super::sleep_until_ns(s.t.next_deadline().map_or(publish_at, |d| d.min(publish_at)));
+        } else {
+            exec::yield_now();
+        }
     }
 }
 
 impl Service {
-    fn receive(&mut self, now: u64) {
+    /// Before sleeping: true if no frame and no client message waits; every
+    /// ring is then armed, so the next one wakes this core.
+    fn arm_if_idle(&mut self) -> bool {
+        self.port.arm_if_idle() && self.clients.iter_mut().all(|c| c.rx.arm_if_empty())
+    }
+
+    /// Frames taken from the nic.
+    fn receive(&mut self, now: u64) -> usize {
         let Self { t, port, .. } = self;
         // A small batch, so the acks it makes leave (and the nic gets the
         // core) before the rest is verified: with 64 frames per batch, a
         // peer's acks waited for the whole batch and its window ran dry.
+        let mut taken = 0;
         for _ in 0..RECEIVE_BATCH {
             if !port.receive(|frame| {
                 let _ = t.on_frame(frame, now);
             }) {
                 break;
             }
+            taken += 1;
         }
+        taken
     }
 
-    fn transmit(&mut self) {
+    /// Frames handed to the nic.
+    fn transmit(&mut self) -> usize {
         let Self { t, port, .. } = self;
+        let mut sent = 0;
         while port.can_transmit() {
-            let sent = t.pop_frame_with(|frame| {
+            let popped = t.pop_frame_with(|frame| {
                 // A frame the nic would refuse is dropped here; the
                 // transport retransmits data, and acks are repeated.
                 let _ = port.transmit(frame.len(), |buf| buf.copy_from_slice(frame));
             });
-            if !sent {
+            if !popped {
                 break;
             }
+            sent += 1;
         }
+        sent
     }
 
-    fn serve_clients(&mut self, now: u64) {
+    /// Client messages handled, and sends the transport took.
+    fn serve_clients(&mut self, now: u64) -> usize {
         let Self { t, clients, deliveries, .. } = self;
+        let mut handled = 0;
         for c in clients.iter_mut() {
             // Always read the whole ring: returned deliveries must come back
             // even while sends wait, or a client holding its credit could
             // stall its own receive path (and, through the closed receive
             // window, its peers' sends to us).
             while let Some(msg) = c.rx.try_recv() {
+                handled += 1;
                 match msg.kind {
                     RETURNED => {
                         if let Ok(lease) = GRANTS.reclaim(msg.grant, TRANSPORT) {
@@ -457,17 +486,21 @@ impl Service {
                         Err(_) => (STATUS_UNKNOWN_PEER, 0),
                     };
                     send_reliably(tx, UserMsg { kind: SENT, status, id, ..msg });
+                    handled += 1;
                 }
             }
             waiting.retain(|(_, queue)| !queue.is_empty());
         }
+        handled
     }
 
     /// Moves messages and events from the `Transport` to the clients, as
-    /// far as they have credit.
-    fn deliver(&mut self) {
+    /// far as they have credit; how many.
+    fn deliver(&mut self) -> usize {
+        let mut moved = 0;
         loop {
-            let Some(event) = self.stalled.take().or_else(|| self.t.recv()) else { return };
+            let Some(event) = self.stalled.take().or_else(|| self.t.recv()) else { return moved };
+            moved += 1;
             match event {
                 Event::Message(d) => {
                     let target = d.data.first().and_then(|p| self.clients.iter().position(|c| c.port == *p));
@@ -478,9 +511,9 @@ impl Service {
                     let c = &mut self.clients[index];
                     if c.lent >= DELIVERY_CREDIT || self.deliveries.is_empty() {
                         self.stalled = Some(Event::Message(d));
-                        return;
+                        return moved - 1;
                     }
-                    let Some(mut lease) = self.deliveries.pop() else { return };
+                    let Some(mut lease) = self.deliveries.pop() else { return moved - 1 };
                     lease.bytes_mut(&DirectMap)[..d.data.len()].copy_from_slice(&d.data);
                     match GRANTS.lend(lease, TRANSPORT, c.user, Access::ReadOnly) {
                         Ok(grant) => {
@@ -498,7 +531,7 @@ impl Service {
                         Err(full) => {
                             self.deliveries.push(full.0);
                             self.stalled = Some(Event::Message(d));
-                            return;
+                            return moved - 1;
                         }
                     }
                 }

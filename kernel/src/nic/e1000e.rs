@@ -21,6 +21,11 @@ const STATUS: u64 = 0x0008;
 const EERD: u64 = 0x0014;
 const ICR: u64 = 0x00c0;
 const IMC: u64 = 0x00d8;
+const IMS: u64 = 0x00d0;
+/// ICR/IMS: receive timer (a frame was written back).
+const INT_RXT0: u32 = 1 << 7;
+/// ICR/IMS: receiver overrun (the ring was full).
+const INT_RXO: u32 = 1 << 6;
 const RCTL: u64 = 0x0100;
 const TCTL: u64 = 0x0400;
 const TIPG: u64 = 0x0410;
@@ -135,6 +140,26 @@ impl E1000e {
             kprintln!("nic: e1000e link still down after 3 s; continuing");
         }
         Ok(nic)
+    }
+
+    /// Unmasks the receive interrupts (the MSI itself is set up by the
+    /// caller).
+    pub fn enable_rx_interrupt(&mut self) {
+        let _ = self.read(ICR);
+        self.write(IMS, INT_RXT0 | INT_RXO);
+    }
+
+    /// Clears the interrupt causes (ICR is read-to-clear), so the next
+    /// received frame raises a fresh MSI (QEMU's e1000e sends one only for
+    /// a cause not already pending), and unmasks them.
+    pub fn rearm_interrupt(&mut self) {
+        let _ = self.read(ICR);
+        self.write(IMS, INT_RXT0 | INT_RXO);
+    }
+
+    /// Masks the receive interrupts while the driver is polling anyway.
+    pub fn quiet_interrupt(&mut self) {
+        self.write(IMC, INT_RXT0 | INT_RXO);
     }
 
     fn read(&self, reg: u64) -> u32 {

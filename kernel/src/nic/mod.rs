@@ -13,6 +13,7 @@
 //!   [`e1000e`].
 
 pub mod e1000e;
+pub mod msi;
 pub mod pci;
 pub mod virtio;
 
@@ -21,8 +22,11 @@ use core::fmt;
 use sinter_config::NicModel;
 use sinter_ipc::{FrameLease, PhysFrame, FRAME_SIZE};
 
+use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
+
 use crate::kprintln;
 use crate::memory::phys_to_virt;
+use pci::PortCam;
 
 /// A NIC that sends and receives whole Ethernet frames (no FCS).
 pub trait FrameNic {
@@ -154,6 +158,49 @@ impl FrameNic for Nic {
 }
 
 impl Nic {
+    /// Sets up the receive interrupt (MSI-X entry 0 for virtio-net, MSI for
+    /// e1000e) on `vector` of the core with `apic_id`. False if the device
+    /// cannot interrupt; the nic service then polls on a timer instead.
+    fn enable_rx_interrupt(
+        &mut self,
+        root: &mut PciRoot<PortCam>,
+        df: DeviceFunction,
+        vector: u8,
+        apic_id: u32,
+    ) -> bool {
+        match self {
+            Nic::Virtio(_) => {
+                msi::enable_msix_entry0(root, df, vector, apic_id)
+                    && virtio::VirtioNic::route_rx_to_msix_entry0(root, df)
+            }
+            Nic::E1000e(n) => {
+                let enabled = msi::enable_msi(root, df, vector, apic_id);
+                if enabled {
+                    n.enable_rx_interrupt();
+                }
+                enabled
+            }
+        }
+    }
+
+    /// Before the nic service sleeps: makes sure a frame arriving from now
+    /// on raises an interrupt.
+    pub fn rearm_interrupt(&mut self) {
+        match self {
+            Nic::Virtio(n) => n.rearm_interrupt(),
+            Nic::E1000e(n) => n.rearm_interrupt(),
+        }
+    }
+
+    /// After the nic service wakes: no interrupts while it polls (NAPI
+    /// style; each one would cost an exit on a busy core).
+    pub fn quiet_interrupt(&mut self) {
+        match self {
+            Nic::Virtio(n) => n.quiet_interrupt(),
+            Nic::E1000e(n) => n.quiet_interrupt(),
+        }
+    }
+
     /// A line of device counters for reports, where the driver has them.
     pub fn counters(&self) -> Option<alloc::string::String> {
         match self {
@@ -181,7 +228,9 @@ pub(crate) fn check_length(frame: &[u8]) -> Result<(), NicError> {
 
 /// Finds the NIC of `model` on PCI, brings it up and checks its MAC against
 /// the config's. Prints one `nic:` line describing what it found.
-pub fn open(model: NicModel, config_mac: [u8; 6]) -> Result<Nic, NicError> {
+/// `interrupt`: the vector and the APIC id of the core its receive
+/// interrupt should go to; the bool returned says whether it is set up.
+pub fn open(model: NicModel, config_mac: [u8; 6], interrupt: (u8, u32)) -> Result<(Nic, bool), NicError> {
     let mut root = pci::root();
     let functions = pci::scan(&root);
     let wanted = |vendor: u16, device: u16| match model {
@@ -194,13 +243,14 @@ pub fn open(model: NicModel, config_mac: [u8; 6]) -> Result<Nic, NicError> {
     };
     let df = found.function;
     pci::enable_mmio_and_dma(&mut root, df);
-    let nic = match model {
+    let mut nic = match model {
         NicModel::VirtioNet => Nic::Virtio(alloc::boxed::Box::new(virtio::VirtioNic::open(&mut root, df)?)),
         NicModel::E1000e => Nic::E1000e(alloc::boxed::Box::new(e1000e::E1000e::open(&mut root, df)?)),
     };
     let mac = nic.mac();
+    let interrupts = nic.enable_rx_interrupt(&mut root, df, interrupt.0, interrupt.1);
     kprintln!(
-        "nic: {:?} {:04x}:{:04x} at {:02x}:{:02x}.{} mac {}{}",
+        "nic: {:?} {:04x}:{:04x} at {:02x}:{:02x}.{} mac {}{}, receive interrupt {}",
         model,
         found.info.vendor_id,
         found.info.device_id,
@@ -208,11 +258,12 @@ pub fn open(model: NicModel, config_mac: [u8; 6]) -> Result<Nic, NicError> {
         df.device,
         df.function,
         Mac(mac),
-        if mac == config_mac { " (matches the config)" } else { "" }
+        if mac == config_mac { " (matches the config)" } else { "" },
+        if interrupts { "on" } else { "off (polling)" }
     );
     if mac != config_mac {
         kprintln!("nic: MAC mismatch: the device has {}, the config says {}", Mac(mac), Mac(config_mac));
         return Err(NicError::MacMismatch { device: mac, config: config_mac });
     }
-    Ok(nic)
+    Ok((nic, interrupts))
 }

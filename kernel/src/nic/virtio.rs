@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 
 use sinter_handoff::DIRECT_MAP_BASE;
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
@@ -115,6 +115,56 @@ impl VirtioNic {
             nic.tx_free.push(DmaBuf::new()?);
         }
         Ok(nic)
+    }
+
+    /// Routes the receive queue's used-buffer notifications to MSI-X table
+    /// entry 0 (set up by the caller) and the configuration-change
+    /// notification nowhere. Writes the common configuration directly: the
+    /// driver crate leaves MSI-X vectors alone. False if the device refused
+    /// the vector.
+    pub fn route_rx_to_msix_entry0(root: &mut PciRoot<PortCam>, df: DeviceFunction) -> bool {
+        const CAP_VENDOR: u8 = 0x09;
+        const CFG_TYPE_COMMON: u32 = 1;
+        const MSIX_CONFIG: usize = 0x10;
+        const QUEUE_SELECT: usize = 0x16;
+        const QUEUE_MSIX_VECTOR: usize = 0x1a;
+        const NO_VECTOR: u16 = 0xffff;
+        const RECEIVE_QUEUE: u16 = 0;
+        let cam = PortCam;
+        let Some(cap) = root
+            .capabilities(df)
+            .find(|c| c.id == CAP_VENDOR && (cam.read_word(df, c.offset) >> 24) & 0xff == CFG_TYPE_COMMON)
+        else {
+            return false;
+        };
+        let bar = (cam.read_word(df, cap.offset + 4) & 0xff) as u8;
+        let offset = u64::from(cam.read_word(df, cap.offset + 8));
+        let Some((base, _)) = super::pci::memory_bar(root, df, bar) else { return false };
+        let Ok(common) = memory::map_mmio(base + offset, 0x38) else { return false };
+        let register = |at: usize| (common as usize + at) as *mut u16;
+        let write = |at: usize, value: u16| {
+            // SAFETY: `common` maps the device's common configuration
+            // structure (its vendor capability names the BAR and offset);
+            // `at` is the offset of a 16-bit register in the virtio 1.x
+            // layout (< 0x38). Device registers, written volatile.
+            unsafe { register(at).write_volatile(value) }
+        };
+        write(MSIX_CONFIG, NO_VECTOR);
+        write(QUEUE_SELECT, RECEIVE_QUEUE);
+        write(QUEUE_MSIX_VECTOR, 0);
+        // SAFETY: as in `write`.
+        unsafe { register(QUEUE_MSIX_VECTOR).read_volatile() == 0 }
+    }
+
+    /// Asks the device for used-buffer notifications again (before the nic
+    /// sleeps).
+    pub fn rearm_interrupt(&mut self) {
+        self.dev.enable_interrupts();
+    }
+
+    /// Asks the device not to notify while the driver is polling anyway.
+    pub fn quiet_interrupt(&mut self) {
+        self.dev.disable_interrupts();
     }
 
     fn reclaim_transmitted(&mut self) {

@@ -31,9 +31,9 @@ use sinter_config::ClusterConfig;
 
 use crate::arch::time;
 use crate::exec::{self, ServiceSpec};
-use crate::fabric::now_ns;
 use crate::fabric::port::{attach_management, FramePort};
 use crate::fabric::transport::{self, ClientEvent, TransportClient, PORT_BENCH};
+use crate::fabric::{now_ns, sleep_until_ns};
 use crate::kprintln;
 
 /// Raw bench frames: IEEE 802 local experimental 2 (the transport has 1).
@@ -51,6 +51,8 @@ const BURST: [usize; 3] = [1400, 1400, 1296];
 const MESSAGE: usize = 4096;
 const RAW_RETRY_NS: u64 = 50_000_000;
 const DEADLINE_NS: u64 = 600_000_000_000;
+/// Longest a waiting bench sleeps before it looks at its deadlines again.
+const WAIT_MAX_NS: u64 = 10_000_000;
 
 const RAW_PING: u8 = 1;
 const RAW_PONG: u8 = 2;
@@ -146,6 +148,17 @@ impl Bench {
                 return;
             }
             self.client.poll(&mut |_| {});
+            self.wait(now_ns() + WAIT_MAX_NS);
+        }
+    }
+
+    /// Sleeps until a raw frame or a transport message comes for this
+    /// bench, or `deadline_ns`: a waiting bench must not keep its core
+    /// busy, or the fabric services sharing it could never let it halt.
+    fn wait(&mut self, deadline_ns: u64) {
+        if self.raw.arm_if_idle() && self.client.arm_if_idle() {
+            sleep_until_ns(deadline_ns);
+        } else {
             exec::yield_now();
         }
     }
@@ -177,6 +190,44 @@ fn service(_arg: usize, _generation: u32) {
         echo(&mut bench);
     } else {
         drive(&mut bench);
+    }
+}
+
+/// Where this core's cycles went since the last [`Profile::report`]: one
+/// `bench nic profile:` line per one-way pass on each node, so the cost
+/// of each service on the sender and the receiver is on record beside
+/// the rates.
+struct Profile {
+    at: u64,
+    services: Vec<(&'static str, u64)>,
+    idle: u64,
+    rounds: u64,
+    nic_irqs: u64,
+}
+
+impl Profile {
+    fn start() -> Self {
+        let (services, idle, rounds) = exec::cycles_by_service();
+        Self { at: time::rdtsc(), services, idle, rounds, nic_irqs: crate::arch::trap::nic_irqs() }
+    }
+
+    fn report(&mut self, node: u16, what: &str, pass: u32) {
+        let now = Self::start();
+        let total = now.at.wrapping_sub(self.at).max(1);
+        let mut line = alloc::string::String::new();
+        for (name, cycles) in &now.services {
+            let before = self.services.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
+            let used = cycles.saturating_sub(before);
+            let _ = core::fmt::Write::write_fmt(&mut line, format_args!(" {name}={}", used * 1000 / total));
+        }
+        kprintln!(
+            "bench nic profile: node={node} after={what} pass={pass} mcycles={} rounds={} nic_irqs={} permille:{line} halted={}",
+            total / 1_000_000,
+            now.rounds.saturating_sub(self.rounds),
+            now.nic_irqs.saturating_sub(self.nic_irqs),
+            now.idle.saturating_sub(self.idle) * 1000 / total
+        );
+        *self = now;
     }
 }
 
@@ -251,8 +302,11 @@ fn echo(b: &mut Bench) {
     let (mut raw_seen, mut msg_seen) = ([Span::default(); PASSES as usize], [Span::default(); PASSES as usize]);
     let (mut raws, mut msgs) = (Vec::new(), Vec::new());
     let mut pingpong = PingPong::default();
+    let mut profile = Profile::start();
+    let (mut raw_reported, mut msg_reported) = ([false; PASSES as usize], [false; PASSES as usize]);
     loop {
         b.recv_raw(&mut raws);
+        let idle = raws.is_empty();
         for (kind, number, len) in raws.drain(..) {
             match kind {
                 RAW_PING => {
@@ -271,11 +325,18 @@ fn echo(b: &mut Bench) {
                 RAW_BULK => {
                     let pass = untag(number).0;
                     if let (Some(n), Some(seen)) = (raw_bulk.get_mut(pass), raw_seen.get_mut(pass)) {
+                        if seen.first.is_none() {
+                            profile = Profile::start();
+                        }
                         *n += 1;
                         seen.arrived(now_ns());
                     }
                 }
                 RAW_QUERY => {
+                    if let Some(done) = raw_reported.get_mut(number as usize).filter(|d| !**d) {
+                        *done = true;
+                        profile.report(1, "raw_oneway", number);
+                    }
                     let count = raw_bulk.get(number as usize).copied().unwrap_or(0);
                     let span = raw_seen.get(number as usize).map_or(0, Span::micros);
                     b.send_raw(RAW_COUNT, tag(number, count), 64);
@@ -285,17 +346,25 @@ fn echo(b: &mut Bench) {
             }
         }
         b.recv_msgs(&mut msgs);
+        let idle = idle && msgs.is_empty();
         for (kind, number) in msgs.drain(..) {
             match kind {
                 MSG_PING => b.send_msg(MSG_PONG, number, MESSAGE),
                 MSG_BULK => {
                     let pass = untag(number).0;
                     if let (Some(n), Some(seen)) = (msg_bulk.get_mut(pass), msg_seen.get_mut(pass)) {
+                        if seen.first.is_none() {
+                            profile = Profile::start();
+                        }
                         *n += 1;
                         seen.arrived(now_ns());
                     }
                 }
                 MSG_QUERY => {
+                    if let Some(done) = msg_reported.get_mut(number as usize).filter(|d| !**d) {
+                        *done = true;
+                        profile.report(1, "msg_oneway", number);
+                    }
                     let count = msg_bulk.get(number as usize).copied().unwrap_or(0);
                     let span = msg_seen.get(number as usize).map_or(0, Span::micros);
                     b.send_msg(MSG_COUNT, tag(number, count), 8);
@@ -304,7 +373,11 @@ fn echo(b: &mut Bench) {
                 _ => {}
             }
         }
-        exec::yield_now();
+        if idle {
+            b.wait(now_ns() + WAIT_MAX_NS);
+        } else {
+            exec::yield_now();
+        }
     }
 }
 
@@ -352,7 +425,7 @@ fn raw_round(
             if back.iter().all(|&x| x) {
                 return Some(time::rdtsc() - t0);
             }
-            exec::yield_now();
+            b.wait(sent + RAW_RETRY_NS);
         }
         *resends += 1;
         if late(start) {
@@ -373,7 +446,7 @@ fn msg_round(b: &mut Bench, round: u32, msgs: &mut Vec<(u8, u32)>, start: u64) -
         if late(start) {
             return None;
         }
-        exec::yield_now();
+        b.wait(now_ns() + WAIT_MAX_NS);
     }
 }
 
@@ -413,7 +486,7 @@ fn raw_oneway(b: &mut Bench, pass: u32, raws: &mut Vec<(u8, u32, usize)>, start:
             if let (Some(n), Some(us)) = (count, span) {
                 return Some(Pass { received: n.into(), ns: now_ns() - t0, receiver_us: us.into() });
             }
-            exec::yield_now();
+            b.wait(sent + RAW_RETRY_NS);
         }
         if late(start) {
             return None;
@@ -447,7 +520,7 @@ fn msg_oneway(b: &mut Bench, pass: u32, msgs: &mut Vec<(u8, u32)>, start: u64) -
         if late(start) {
             return None;
         }
-        exec::yield_now();
+        b.wait(now_ns() + WAIT_MAX_NS);
     }
 }
 
@@ -473,7 +546,7 @@ fn drive(b: &mut Bench) {
                 kprintln!("selftest nic-bench: FAILED: node 1 never answered");
                 return;
             }
-            exec::yield_now();
+            b.wait(sent + 500_000_000);
         }
     }
     // (a) Round trips, the three kinds interleaved block by block, the
@@ -511,6 +584,7 @@ fn drive(b: &mut Bench) {
     );
     // (b) One way, raw then messages, PASSES times; sums over the passes.
     let (mut raw, mut msg) = (Pass::default(), Pass::default());
+    let mut profile = Profile::start();
     for pass in 0..PASSES {
         let Some(p) = raw_oneway(b, pass, &mut raws, start) else {
             kprintln!("selftest nic-bench: FAILED: no raw count from node 1 (pass {pass})");
@@ -521,6 +595,7 @@ fn drive(b: &mut Bench) {
             ns: raw.ns + p.ns,
             receiver_us: raw.receiver_us + p.receiver_us,
         };
+        profile.report(0, "raw_oneway", pass);
         let Some(p) = msg_oneway(b, pass, &mut msgs, start) else {
             kprintln!("selftest nic-bench: FAILED: no message count from node 1 (pass {pass})");
             return;
@@ -530,6 +605,7 @@ fn drive(b: &mut Bench) {
             ns: msg.ns + p.ns,
             receiver_us: msg.receiver_us + p.receiver_us,
         };
+        profile.report(0, "msg_oneway", pass);
     }
     let per_s = |n: u64, ns: u64| n * 1_000_000_000 / ns.max(1);
     let (frames_sent, messages_sent) = (u64::from(PASSES * BULK_FRAMES), u64::from(PASSES * BULK_MESSAGES));
@@ -560,7 +636,7 @@ fn drive(b: &mut Bench) {
         // record next to the figures.
         let published = now_ns();
         while now_ns() - published < 300_000_000 {
-            exec::yield_now();
+            sleep_until_ns(published + 300_000_000);
         }
         if let Some(status) = crate::fabric::status::snapshot() {
             kprintln!("nic-bench: status after the run: {status}");

@@ -62,8 +62,9 @@ pub fn spawn(config: &ClusterConfig, node: u16, core: usize) {
 
 fn service(_arg: usize, _generation: u32) {
     let Some(plan) = PLAN.lock().take() else { return };
-    let mut nic = match nic::open(plan.model, plan.mac) {
-        Ok(nic) => nic,
+    let interrupt = (crate::arch::NIC_VECTOR, crate::arch::apic::id());
+    let mut nic = match nic::open(plan.model, plan.mac, interrupt) {
+        Ok((nic, _)) => nic,
         Err(why) => {
             kprintln!("selftest nic-ping: FAILED: NIC not usable: {why:?}");
             return;
