@@ -82,6 +82,9 @@ impl FrameLink for PortLink {
     }
 }
 
+/// Longest the idle service sleeps before it polls smoltcp again.
+const IDLE_WAIT_MAX_NS: u64 = 10 * MS;
+
 fn service(_arg: usize, generation: u32) {
     let Some(plan) = PLAN.lock().take() else {
         kprintln!("mgmt: generation {generation} has no plan; no management endpoint");
@@ -108,7 +111,14 @@ fn service(_arg: usize, generation: u32) {
             answered = counters.queries_answered;
             defmt::debug!("mgmt: {=u64} status queries answered", answered);
         }
-        exec::yield_now();
+        // Sleep until the next management frame (its doorbell wakes this
+        // core) or IDLE_WAIT_MAX_NS, which bounds smoltcp's own timers
+        // (ARP, retransmission) to that granularity.
+        if link.0.arm_if_idle() {
+            crate::fabric::sleep_until_ns(now_ns() + IDLE_WAIT_MAX_NS);
+        } else {
+            exec::yield_now();
+        }
     }
 }
 
