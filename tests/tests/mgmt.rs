@@ -59,8 +59,12 @@ fn status_shows_both_members_with_consistent_counters() {
         }
     }
     // Counters only grow, so asking node 1 before node 0: node 1 cannot have
-    // received more from node 0 than node 0 had sent to it.
+    // received more from node 0 than node 0 had sent to it. Each answer is a
+    // snapshot the node publishes every 100 ms (the transport's view every
+    // 20 ms), so node 0 is asked a second later: its snapshot is then newer
+    // than the one node 1 answered with.
     let one = ask(&state, 1);
+    std::thread::sleep(Duration::from_secs(1));
     let zero = ask(&state, 0);
     let (from_0, to_1) = (one.members[0].link.unwrap(), zero.members[1].link.unwrap());
     assert!(from_0.frames_received <= to_1.frames_sent, "{from_0:?} vs {to_1:?}");
