@@ -361,7 +361,7 @@ pub fn run_until_idle() {
     }
 }
 
-/// Where this core's time went: TSC cycles per service (in start order)
+/// Where this core's time went: TSC cycles per service (in start order),
 /// cycles halted with nothing to run, and scheduling rounds. Cheap (a
 /// copy of counters), for benches and status.
 pub fn cycles_by_service() -> (Vec<(&'static str, u64)>, u64, u64) {
