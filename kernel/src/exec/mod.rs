@@ -150,8 +150,8 @@ pub fn spawn_on(core: usize, spec: ServiceSpec) {
     wake_core(core);
 }
 
-/// Notifications sent to other cores as IPIs (for reports).
-static WAKE_IPIS: AtomicU64 = AtomicU64::new(0);
+/// Notifications sent to each core as IPIs (for reports).
+static WAKE_IPIS: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
 
 /// Marks `core`'s executor as having work: its waiting services become
 /// ready, and a halted core is woken with an IPI.
@@ -161,12 +161,18 @@ pub fn wake_core(core: usize) {
     if core != core_index() && ONLINE_EXECUTORS[core % MAX_CORES].load(Ordering::Acquire) {
         // The executor index is the core's APIC id (see `core_index`).
         crate::arch::apic::send_ipi(core as u32, crate::arch::apic::Ipi::Fixed(crate::arch::IPI_VECTOR));
-        WAKE_IPIS.fetch_add(1, Ordering::Relaxed);
+        WAKE_IPIS[core % MAX_CORES].fetch_add(1, Ordering::Relaxed);
     }
 }
 
+/// Wake-up IPIs sent so far, to every core.
 pub fn wake_ipis_sent() -> u64 {
-    WAKE_IPIS.load(Ordering::Relaxed)
+    WAKE_IPIS.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+}
+
+/// Wake-up IPIs sent so far to `core`.
+pub fn wake_ipis_sent_to(core: usize) -> u64 {
+    WAKE_IPIS[core % MAX_CORES].load(Ordering::Relaxed)
 }
 
 /// `sinter-ipc`'s wake-up hook, implemented by the executor: a receiver that
@@ -295,6 +301,10 @@ impl Executor {
 /// never do; self-tests do). Returns to the caller afterwards.
 pub fn run_until_idle() {
     let core = core_index() % MAX_CORES;
+    // The boot core too: without this, a notification from another core to
+    // a service here set the wake flag but sent no IPI, and the halted boot
+    // core saw it only at its next timer tick (up to 10 ms later).
+    ONLINE_EXECUTORS[core].store(true, Ordering::Release);
     loop {
         let woken = CORES[core].wake.swap(false, Ordering::AcqRel);
         let executor = this_core();

@@ -30,7 +30,7 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use sinter_config::ClusterConfig;
 use sinter_ipc::spsc::{Receiver, Sender, SpscRing};
@@ -248,6 +248,15 @@ struct ClientEnd {
     drop_on_backpressure: bool,
 }
 
+/// The phases of one round of the service loop, in order.
+pub const PHASE_NAMES: [&str; 5] = ["receive", "serve", "poll", "deliver", "transmit"];
+
+/// TSC cycles spent in each of [`PHASE_NAMES`] and the items it handled
+/// (frames received, client messages, -, events delivered, frames sent):
+/// the NIC bench prints cycles per item, which shows how much of a frame's
+/// cost is the MAC (it is sealed in `transmit`, verified in `receive`).
+pub static PHASES: [(AtomicU64, AtomicU64); 5] = [const { (AtomicU64::new(0), AtomicU64::new(0)) }; 5];
+
 static NEW_CLIENTS: Mutex<Vec<ClientEnd>> = Mutex::new(Vec::new());
 static CLIENTS_WAITING: AtomicBool = AtomicBool::new(false);
 static TRANSPORT_CORE: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -380,12 +389,22 @@ fn service(_arg: usize, generation: u32) {
             s.clients.append(&mut NEW_CLIENTS.lock());
         }
         let now = now_ns();
-        let mut work = s.receive(now) + s.serve_clients(now);
+        let mut clock = PhaseClock::start();
+        let received = s.receive(now);
+        clock.lap(0, received);
+        let served = s.serve_clients(now);
+        clock.lap(1, served);
+        let mut work = received + served;
         if s.t.next_deadline().is_some_and(|d| d <= now) {
             s.t.poll(now);
             work += 1;
         }
-        work += s.deliver() + s.transmit();
+        clock.lap(2, 0);
+        let delivered = s.deliver();
+        clock.lap(3, delivered);
+        let transmitted = s.transmit();
+        clock.lap(4, transmitted);
+        work += delivered + transmitted;
         if now.saturating_sub(s.published_at) >= PUBLISH_NS {
             s.publish(now);
         }
@@ -395,6 +414,22 @@ fn service(_arg: usize, generation: u32) {
         } else {
             exec::yield_now();
         }
+    }
+}
+
+/// Adds each phase's cycles to [`PHASES`] (two relaxed adds per phase).
+struct PhaseClock(u64);
+
+impl PhaseClock {
+    fn start() -> Self {
+        Self(crate::arch::time::rdtsc())
+    }
+
+    fn lap(&mut self, phase: usize, items: usize) {
+        let now = crate::arch::time::rdtsc();
+        PHASES[phase].0.fetch_add(now.wrapping_sub(self.0), Ordering::Relaxed);
+        PHASES[phase].1.fetch_add(items as u64, Ordering::Relaxed);
+        self.0 = now;
     }
 }
 

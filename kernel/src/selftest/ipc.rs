@@ -318,12 +318,14 @@ fn ping_service(slot: usize, _generation: u32) {
     }
     if !FAILED.load(Ordering::Relaxed) {
         kprintln!(
-            "selftest ipc: ok: {MESSAGES} messages and {GRANTS} grants between core {} and core {}, every payload checked ({} Mcycles); receivers blocked {} times and were woken by notification ({} IPIs)",
+            "selftest ipc: ok: {MESSAGES} messages and {GRANTS} grants between core {} and core {}, every payload checked ({} Mcycles); receivers blocked {} times and were woken by notification ({} IPIs, {} of them to core {})",
             exec::core_index(),
             PONG_CORE.load(Ordering::Relaxed),
             cycles / 1_000_000,
             BLOCKED_RECEIVES.load(Ordering::Relaxed),
-            exec::wake_ipis_sent()
+            exec::wake_ipis_sent(),
+            exec::wake_ipis_sent_to(exec::core_index()),
+            exec::core_index()
         );
     }
 }

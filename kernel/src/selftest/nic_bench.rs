@@ -208,10 +208,25 @@ struct Profile {
 impl Profile {
     fn start() -> Self {
         let (services, idle, rounds) = exec::cycles_by_service();
+        for (cycles, items) in &transport::PHASES {
+            cycles.store(0, core::sync::atomic::Ordering::Relaxed);
+            items.store(0, core::sync::atomic::Ordering::Relaxed);
+        }
         Self { at: time::rdtsc(), services, idle, rounds, nic_irqs: crate::arch::trap::nic_irqs() }
     }
 
     fn report(&mut self, node: u16, what: &str, pass: u32) {
+        // The transport's loop, phase by phase: kilocycles, items handled,
+        // cycles per item since the last start (one pass).
+        let mut phases = alloc::string::String::new();
+        for (name, (cycles, items)) in transport::PHASE_NAMES.iter().zip(&transport::PHASES) {
+            let cycles = cycles.swap(0, core::sync::atomic::Ordering::Relaxed);
+            let items = items.swap(0, core::sync::atomic::Ordering::Relaxed);
+            let _ = core::fmt::Write::write_fmt(
+                &mut phases,
+                format_args!(" {name}={}k/{items}/{}", cycles / 1000, cycles / items.max(1)),
+            );
+        }
         let now = Self::start();
         let total = now.at.wrapping_sub(self.at).max(1);
         let mut line = alloc::string::String::new();
@@ -227,6 +242,7 @@ impl Profile {
             now.nic_irqs.saturating_sub(self.nic_irqs),
             now.idle.saturating_sub(self.idle) * 1000 / total
         );
+        kprintln!("bench nic phases: node={node} after={what} pass={pass} kcycles/items/per_item:{phases}");
         *self = now;
     }
 }
