@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use sinter_config::ClusterConfig;
 use sinter_membership::PeerState;
 use sinter_mgmt::{
-    DropCounters, FrameLink, Ipv4Cidr, LinkStats, MemberState, MemberStatus, MgmtEndpoint, StatusReport,
+    CoreLoad, DropCounters, FrameLink, Ipv4Cidr, LinkStats, MemberState, MemberStatus, MgmtEndpoint, StatusReport,
     TransportTotals,
 };
 use sinter_transport_protocol::{PeerStats, Stats};
@@ -164,6 +164,8 @@ fn report(plan: &Plan, snapshot: Option<ClusterStatus>, now: u64) -> StatusRepor
         .collect();
     report.transport = totals(&status.transport);
     report.drops = drops(&status.transport);
+    report.cores = status.cores.iter().map(|&(core, halted_permille)| CoreLoad { core, halted_permille }).collect();
+    report.nic_interrupts = status.nic_interrupts;
     report
 }
 

@@ -76,6 +76,26 @@ fn status_shows_both_members_with_consistent_counters() {
         zero.transport
     );
     assert!(zero.mgmt.queries_answered >= 2, "asked twice: {:?}", zero.mgmt);
+    // An idle node sleeps: the fabric's services halt the core between
+    // frames and timers, woken by the NIC's receive interrupt. A node whose
+    // services polled would show its boot core (which runs them) halted
+    // ~0 % of the time; the threshold leaves room for a host busy with the
+    // other node and the test itself. The share covers a window of a
+    // second, reported once the first window has ended.
+    for node in [0, 1] {
+        let mut report = ask(&state, node);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while report.cores.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            report = ask(&state, node);
+        }
+        let cores: Vec<u16> = report.cores.iter().map(|c| c.core).collect();
+        assert_eq!(cores, [0, 1], "node {node}: {:?}", report.cores);
+        for core in &report.cores {
+            assert!(core.halted_permille >= 300, "node {node} core {core:?} barely halts");
+        }
+        assert!(report.nic_interrupts > 0, "node {node} took no NIC receive interrupt");
+    }
     drop(cluster);
     let gone = find_running(Some(&name)).expect_err("no cluster after the run ends");
     assert_eq!(

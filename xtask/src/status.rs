@@ -119,9 +119,10 @@ pub fn query(state: &RunState, timeout: Duration) -> Result<Vec<NodeStatus>> {
                 Some(NodeAnswer::Partial(report)) => {
                     Err(format!("only {} of its members arrived within {:.0?}", report.members.len(), timeout))
                 }
-                Some(NodeAnswer::Unsupported { supported }) => {
-                    Err(format!("it speaks management protocol version {supported}, this tool speaks 1"))
-                }
+                Some(NodeAnswer::Unsupported { supported }) => Err(format!(
+                    "it speaks management protocol version {supported}, this tool speaks {}",
+                    sinter_mgmt::VERSION
+                )),
                 None => Err(format!("no answer within {timeout:.0?}")),
             };
             NodeStatus { node: *node, result }
@@ -189,6 +190,14 @@ pub fn format_report(node: &RunNode, report: &StatusReport) -> String {
     );
     let drops: Vec<String> = report.drops.named().iter().map(|(name, v)| format!("{name} {v}")).collect();
     let _ = writeln!(out, "  drops: {} (total {})", drops.join(", "), report.drops.total());
+    let loads: Vec<String> =
+        report.cores.iter().map(|c| format!("{} {:.1}%", c.core, f64::from(c.halted_permille) / 10.0)).collect();
+    let _ = writeln!(
+        out,
+        "  cores halted (last window): {}; nic receive interrupts {}",
+        if loads.is_empty() { "not measured yet".to_string() } else { loads.join(", ") },
+        report.nic_interrupts
+    );
     let g = &report.mgmt;
     let _ = writeln!(
         out,
@@ -202,7 +211,7 @@ pub fn format_report(node: &RunNode, report: &StatusReport) -> String {
 mod tests {
     use super::*;
     use sinter_config::MacAddr;
-    use sinter_mgmt::{DropCounters, LinkStats, MemberState, MemberStatus};
+    use sinter_mgmt::{CoreLoad, DropCounters, LinkStats, MemberState, MemberStatus};
 
     fn node(id: u16, ip: &str) -> RunNode {
         RunNode { id, mgmt_ip: Ipv4Net::parse(ip).unwrap(), mac: MacAddr([0x52, 0x54, 0, 0, 0, id as u8]) }
@@ -241,6 +250,8 @@ mod tests {
                 },
             ],
             drops: DropCounters { bad_mac: 3, ..Default::default() },
+            cores: vec![CoreLoad { core: 0, halted_permille: 962 }, CoreLoad { core: 1, halted_permille: 1000 }],
+            nic_interrupts: 77,
             ..Default::default()
         };
         let text = format_report(&node(1, "10.77.0.2/24"), &report);
@@ -251,5 +262,6 @@ mod tests {
         assert!(text.contains("cluster formed"), "{text}");
         assert!(text.contains("alive") && text.contains("40 ms") && text.contains("1.50 ms"), "{text}");
         assert!(text.contains("bad_mac 3") && text.contains("(total 3)"), "{text}");
+        assert!(text.contains("cores halted (last window): 0 96.2%, 1 100.0%; nic receive interrupts 77"), "{text}");
     }
 }

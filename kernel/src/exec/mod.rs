@@ -77,6 +77,9 @@ struct CoreSlot {
     /// Set by anyone who queued work or signalled a task on this core.
     wake: AtomicBool,
     incoming: Mutex<Vec<ServiceSpec>>,
+    /// TSC cycles this core has spent halted by its executor, for any core
+    /// to read (the status report's per-core load).
+    halted_cycles: AtomicU64,
 }
 
 // SAFETY: `executor` is only ever accessed by the core that owns the slot
@@ -84,8 +87,12 @@ struct CoreSlot {
 unsafe impl Sync for CoreSlot {}
 
 #[allow(clippy::declare_interior_mutable_const, reason = "used only to initialise the static array")]
-const EMPTY_SLOT: CoreSlot =
-    CoreSlot { executor: UnsafeCell::new(None), wake: AtomicBool::new(false), incoming: Mutex::new(Vec::new()) };
+const EMPTY_SLOT: CoreSlot = CoreSlot {
+    executor: UnsafeCell::new(None),
+    wake: AtomicBool::new(false),
+    incoming: Mutex::new(Vec::new()),
+    halted_cycles: AtomicU64::new(0),
+};
 static CORES: [CoreSlot; MAX_CORES] = [EMPTY_SLOT; MAX_CORES];
 
 static POLICIES: Mutex<Vec<(&'static str, RestartPolicy)>> = Mutex::new(Vec::new());
@@ -118,7 +125,9 @@ pub fn run_ap() -> ! {
     loop {
         run_until_idle();
         // Nothing left to run: sleep until another core queues work here.
+        let halted = read_tsc();
         idle_until_woken(core, None);
+        CORES[core].halted_cycles.fetch_add(read_tsc().wrapping_sub(halted), Ordering::Relaxed);
     }
 }
 
@@ -163,6 +172,16 @@ pub fn wake_core(core: usize) {
         crate::arch::apic::send_ipi(core as u32, crate::arch::apic::Ipi::Fixed(crate::arch::IPI_VECTOR));
         WAKE_IPIS[core % MAX_CORES].fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// TSC cycles `core` has spent halted with nothing to run, since boot.
+pub fn halted_cycles(core: usize) -> u64 {
+    CORES[core % MAX_CORES].halted_cycles.load(Ordering::Relaxed)
+}
+
+/// The cores whose executors run, in index order.
+pub fn online_cores() -> impl Iterator<Item = usize> {
+    (0..MAX_CORES).filter(|&c| ONLINE_EXECUTORS[c].load(Ordering::Acquire))
 }
 
 /// Wake-up IPIs sent so far, to every core.
@@ -366,7 +385,9 @@ pub fn run_until_idle() {
         if !ran_any {
             let halted = read_tsc();
             idle_until_woken(core, earliest.map(|t| t.saturating_sub(halted)));
-            this_core().idle_cycles += read_tsc().wrapping_sub(halted);
+            let slept = read_tsc().wrapping_sub(halted);
+            this_core().idle_cycles += slept;
+            CORES[core].halted_cycles.fetch_add(slept, Ordering::Relaxed);
         }
     }
 }

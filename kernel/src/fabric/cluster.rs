@@ -22,7 +22,7 @@ use sinter_membership::{Action, Membership, MembershipConfig, Message, PeerState
 use spin::Mutex;
 
 use super::now_ns;
-use super::status::{self, ClusterStatus, MemberStatus, NIC_COUNTERS};
+use super::status::{self, ClusterStatus, LoadMeter, MemberStatus, NIC_COUNTERS};
 use super::transport::{self, ClientEvent, TransportClient, PORT_CLUSTER};
 use crate::exec::{self, ServiceSpec};
 use crate::kprintln;
@@ -91,6 +91,7 @@ fn service(_arg: usize, generation: u32) {
     membership.start(now_ns(), &mut actions);
     let (mut status_at, mut logged_at) = (0u64, now_ns());
     let mut queries = Vec::new();
+    let mut load = LoadMeter::new();
     loop {
         let now = now_ns();
         let mut work = client.poll(&mut |event| match event {
@@ -113,7 +114,7 @@ fn service(_arg: usize, generation: u32) {
         }
         if changed || now.saturating_sub(status_at) >= STATUS_NS {
             status_at = now;
-            publish(&membership, &plan, epoch, now);
+            publish(&membership, &plan, epoch, now, load.sample());
         }
         if changed {
             if let Some(status) = status::snapshot() {
@@ -182,7 +183,7 @@ fn print_report(report: Report, plan: &Plan, epoch: u64) {
     }
 }
 
-fn publish(membership: &Membership, plan: &Plan, epoch: u64, now: u64) {
+fn publish(membership: &Membership, plan: &Plan, epoch: u64, now: u64, cores: Vec<(u16, u16)>) {
     let view = status::transport_view().unwrap_or_default();
     let members = plan
         .members
@@ -201,6 +202,8 @@ fn publish(membership: &Membership, plan: &Plan, epoch: u64, now: u64) {
         transport: view.stats,
         nic: NIC_COUNTERS.values(),
         undeliverable: view.undeliverable,
+        cores,
+        nic_interrupts: crate::arch::trap::nic_irqs(),
         updated_at_ns: now,
     });
 }

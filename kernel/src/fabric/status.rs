@@ -122,7 +122,55 @@ pub struct ClusterStatus {
     pub nic: NicCounterValues,
     /// Messages for no local user, dropped (see [`TransportView`]).
     pub undeliverable: u64,
+    /// Per core with an executor: (core, thousandths of the last load
+    /// window spent halted); empty until a window has ended.
+    pub cores: Vec<(u16, u16)>,
+    /// NIC receive interrupts since boot.
+    pub nic_interrupts: u64,
     pub updated_at_ns: u64,
+}
+
+/// Shortest span a core's halted share is measured over: long enough that
+/// one timer tick or one burst of work does not dominate it.
+const LOAD_WINDOW_NS: u64 = 1_000_000_000;
+
+/// Measures each core's halted share over windows of [`LOAD_WINDOW_NS`]
+/// and keeps the last complete one.
+pub struct LoadMeter {
+    started_tsc: u64,
+    halted_at_start: Vec<(usize, u64)>,
+    last: Vec<(u16, u16)>,
+}
+
+impl LoadMeter {
+    pub fn new() -> Self {
+        Self { started_tsc: crate::arch::time::rdtsc(), halted_at_start: halted_now(), last: Vec::new() }
+    }
+
+    /// The last complete window's shares, closing the current window first
+    /// if it is long enough.
+    pub fn sample(&mut self) -> Vec<(u16, u16)> {
+        let now = crate::arch::time::rdtsc();
+        let elapsed = now.wrapping_sub(self.started_tsc).max(1);
+        if sinter_kerncore::clock::ticks_to_ns(elapsed, crate::arch::time::tsc_hz()) >= LOAD_WINDOW_NS {
+            let halted = halted_now();
+            self.last = halted
+                .iter()
+                .map(|&(core, cycles)| {
+                    let before = self.halted_at_start.iter().find(|(c, _)| *c == core).map_or(0, |(_, h)| *h);
+                    let share = cycles.saturating_sub(before).saturating_mul(1000) / elapsed;
+                    (core as u16, share.min(1000) as u16)
+                })
+                .collect();
+            self.started_tsc = now;
+            self.halted_at_start = halted;
+        }
+        self.last.clone()
+    }
+}
+
+fn halted_now() -> Vec<(usize, u64)> {
+    crate::exec::online_cores().map(|core| (core, crate::exec::halted_cycles(core))).collect()
 }
 
 pub(super) static TRANSPORT_VIEW: Mutex<Option<TransportView>> = Mutex::new(None);

@@ -3,14 +3,14 @@
 //! ```text
 //! query (exactly 12 bytes, integers big-endian)
 //!  0  4  magic "SNMG"
-//!  4  1  version (1)
+//!  4  1  version (2)
 //!  5  1  kind: 1 = status query
 //!  6  4  nonce (echoed in the reply)
 //! 10  2  first member: the first member index wanted in the reply (paging)
 //!
 //! reply
 //!  0  4  magic "SNMG"
-//!  4  1  version (1)
+//!  4  1  version (2)
 //!  5  1  kind: 0x81 = status page, 0xFE = unsupported version
 //!  6  4  nonce of the query
 //! 10  …  status page: postcard encoding of [`StatusPage`]
@@ -29,14 +29,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use crate::status::{DropCounters, MemberStatus, MgmtCounters, StatusReport, TransportTotals};
+use crate::status::{CoreLoad, DropCounters, MemberStatus, MgmtCounters, StatusReport, TransportTotals};
 
 /// The UDP port every node answers status queries on.
 pub const MGMT_UDP_PORT: u16 = 7700;
 /// First bytes of every query and reply.
 pub const MAGIC: [u8; 4] = *b"SNMG";
 /// The protocol version this code speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of a query.
 pub const QUERY_LEN: usize = 12;
 /// Length of a reply's fixed header.
@@ -109,6 +109,8 @@ pub struct StatusPage {
     pub transport: TransportTotals,
     pub drops: DropCounters,
     pub mgmt: MgmtCounters,
+    pub cores: Vec<CoreLoad>,
+    pub nic_interrupts: u64,
 }
 
 impl StatusPage {
@@ -132,6 +134,8 @@ impl StatusPage {
             transport: report.transport,
             drops: report.drops,
             mgmt: report.mgmt,
+            cores: report.cores.clone(),
+            nic_interrupts: report.nic_interrupts,
         }
     }
 
@@ -148,6 +152,8 @@ impl StatusPage {
             transport: self.transport,
             drops: self.drops,
             mgmt: self.mgmt,
+            cores: self.cores,
+            nic_interrupts: self.nic_interrupts,
         }
     }
 

@@ -32,10 +32,12 @@ pub mod status;
 mod tests;
 
 pub use client::StatusClient;
-pub use codec::{DecodeError, Query, QueryError, Response, MGMT_UDP_PORT};
+pub use codec::{DecodeError, Query, QueryError, Response, MGMT_UDP_PORT, VERSION};
 pub use endpoint::MgmtEndpoint;
 pub use link::{FrameLink, LoopbackLink};
-pub use status::{DropCounters, LinkStats, MemberState, MemberStatus, MgmtCounters, StatusReport, TransportTotals};
+pub use status::{
+    CoreLoad, DropCounters, LinkStats, MemberState, MemberStatus, MgmtCounters, StatusReport, TransportTotals,
+};
 
 /// An IPv4 address with its prefix length (`10.77.0.1/24`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,6 +27,23 @@ pub struct StatusReport {
     pub drops: DropCounters,
     /// The management endpoint's own counters.
     pub mgmt: MgmtCounters,
+    /// The node's cores that run an executor, by index, each with the share
+    /// of the node's last load window (about a second) it spent halted.
+    /// Empty until the first window has ended.
+    pub cores: Vec<CoreLoad>,
+    /// Receive interrupts the node's NIC raised since boot (0 while it is
+    /// polled: `nic: ... receive interrupt off (polling)` on its console).
+    pub nic_interrupts: u64,
+}
+
+/// How busy one core of a node was.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreLoad {
+    /// Core index (its initial local APIC id).
+    pub core: u16,
+    /// Thousandths of the window the core spent halted with nothing to
+    /// run (1000: idle throughout; 0: never halted, e.g. a polling loop).
+    pub halted_permille: u16,
 }
 
 /// A member as this node sees it.

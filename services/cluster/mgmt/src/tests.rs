@@ -46,6 +46,8 @@ fn report(members: u16) -> StatusReport {
         },
         drops: DropCounters { bad_mac: 3, replay: 2, malformed: 1, ..Default::default() },
         mgmt: MgmtCounters::default(),
+        cores: vec![CoreLoad { core: 0, halted_permille: 973 }, CoreLoad { core: 1, halted_permille: 1000 }],
+        nic_interrupts: 4321,
     }
 }
 
@@ -53,7 +55,7 @@ fn report(members: u16) -> StatusReport {
 fn query_round_trips_and_has_the_documented_layout() {
     let q = Query { nonce: 0x0102_0304, first_member: 0x0506 };
     let bytes = q.encode();
-    assert_eq!(&bytes, b"SNMG\x01\x01\x01\x02\x03\x04\x05\x06");
+    assert_eq!(&bytes, b"SNMG\x02\x01\x01\x02\x03\x04\x05\x06");
     assert_eq!(Query::decode(&bytes), Ok(q));
 }
 
@@ -72,8 +74,8 @@ fn malformed_queries_are_refused_and_other_versions_named() {
         assert_eq!(Query::decode(&bad), Err(QueryError::Malformed), "byte {at}");
     }
     let mut newer = good;
-    newer[4] = 2;
-    assert_eq!(Query::decode(&newer), Err(QueryError::UnsupportedVersion { version: 2, nonce: 9 }));
+    newer[4] = VERSION + 1;
+    assert_eq!(Query::decode(&newer), Err(QueryError::UnsupportedVersion { version: VERSION + 1, nonce: 9 }));
     let (nonce, response) = decode_response(&encode_unsupported(9)).unwrap();
     assert_eq!((nonce, response), (9, Response::UnsupportedVersion { supported: VERSION }));
 }
@@ -83,7 +85,7 @@ fn a_small_report_fits_one_page_and_round_trips() {
     let report = report(2);
     let mut buf = vec![0u8; MAX_REPLY];
     let len = encode_status(Query { nonce: 77, first_member: 0 }, &report, &mut buf).unwrap();
-    assert_eq!(&buf[..6], b"SNMG\x01\x81");
+    assert_eq!(&buf[..6], b"SNMG\x02\x81");
     let (nonce, response) = decode_response(&buf[..len]).unwrap();
     assert_eq!(nonce, 77);
     let Response::Status(page) = response else { panic!("{response:?}") };
@@ -119,6 +121,34 @@ fn a_64_member_report_is_paged_within_one_datagram_each() {
 }
 
 #[test]
+fn the_largest_node_still_pages_within_one_datagram_each() {
+    // Every core index the kernel can have (256), each at the widest load
+    // value, beside 64 members: the node-wide fields must still leave room
+    // for at least one member per page.
+    let mut report = report(64);
+    report.cores = (0..256).map(|core| CoreLoad { core, halted_permille: 1000 }).collect();
+    let mut buf = vec![0u8; 4096];
+    let mut first = 0;
+    let mut rebuilt: Option<StatusReport> = None;
+    loop {
+        let len = encode_status(Query { nonce: 1, first_member: first }, &report, &mut buf).unwrap();
+        assert!(len <= MAX_REPLY, "page of {len} bytes");
+        let Ok((_, Response::Status(page))) = decode_response(&buf[..len]) else { panic!("page does not decode") };
+        assert!(!page.members.is_empty());
+        let next = page.next_first();
+        match &mut rebuilt {
+            None => rebuilt = Some(page.into_report()),
+            Some(r) => assert!(page.extend_report(r)),
+        }
+        match next {
+            Some(n) => first = n,
+            None => break,
+        }
+    }
+    assert_eq!(rebuilt.unwrap(), report);
+}
+
+#[test]
 fn decoding_never_panics_on_damaged_replies() {
     let report = report(3);
     let mut buf = vec![0u8; MAX_REPLY];
@@ -137,8 +167,9 @@ fn decoding_never_panics_on_damaged_replies() {
         bad[at] ^= (state >> 32) as u8 | 1;
         let _ = decode_response(&bad);
     }
-    assert_eq!(decode_response(b"SNMG\x01\x81\0\0\0\x01\xff\xff"), Err(DecodeError::Body));
-    assert_eq!(decode_response(b"SNMG\x02\x81\0\0\0\x01"), Err(DecodeError::Version(2)));
+    assert_eq!(decode_response(b"SNMG\x02\x81\0\0\0\x01\xff\xff"), Err(DecodeError::Body));
+    // A page of the version before this one (its layout had no core loads).
+    assert_eq!(decode_response(b"SNMG\x01\x81\0\0\0\x01"), Err(DecodeError::Version(1)));
 }
 
 struct Pair {
