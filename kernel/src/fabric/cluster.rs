@@ -211,19 +211,10 @@ fn publish(membership: &Membership, plan: &Plan, epoch: u64, now: u64, cores: Ve
 /// The drop counters, by reason, at debug level (`DEFMT_LOG=debug`).
 fn log_counters(counters: &Counters) {
     let Some(status) = status::snapshot() else { return };
-    let (t, n) = (status.transport, status.nic);
-    defmt::debug!(
-        "fabric drops: malformed {=u64} wrong-cluster {=u64} non-member {=u64} misdirected {=u64} bad-mac {=u64} replay {=u64} no-session {=u64} out-of-window {=u64} incompatible {=u64}",
-        t.dropped_malformed,
-        t.dropped_wrong_cluster,
-        t.dropped_non_member,
-        t.dropped_misdirected,
-        t.dropped_bad_mac,
-        t.dropped_replay,
-        t.dropped_no_session,
-        t.dropped_out_of_window,
-        t.dropped_incompatible
-    );
+    let n = status.nic;
+    let mut drops = String::new();
+    let _ = status::write_drops(&mut drops, &status.transport);
+    defmt::debug!("fabric {=str}", drops.as_str());
     defmt::debug!(
         "fabric nic: rx {=u64} bad-length {=u64} no-listener {=u64} user-busy {=u64} no-buffer {=u64} tx {=u64} tx-errors {=u64}; cluster: bad {=u64} send-dropped {=u64} refused {=u64}",
         n.rx_frames,

@@ -118,7 +118,7 @@ const MEMBER: usize = core::mem::size_of::<MemberRecord>();
 const _: () = assert!(HEADER + 64 * MEMBER <= FRAME_SIZE);
 
 fn transport_counters(t: &Stats) -> [u64; 26] {
-    [
+    let totals = [
         t.messages_sent,
         t.send_backpressure,
         t.frames_sent,
@@ -136,16 +136,12 @@ fn transport_counters(t: &Stats) -> [u64; 26] {
         t.peer_restarts,
         t.messages_abandoned,
         t.reassembly_errors,
-        t.dropped_malformed,
-        t.dropped_wrong_cluster,
-        t.dropped_non_member,
-        t.dropped_misdirected,
-        t.dropped_bad_mac,
-        t.dropped_replay,
-        t.dropped_no_session,
-        t.dropped_out_of_window,
-        t.dropped_incompatible,
-    ]
+    ];
+    let mut all = [0u64; 26];
+    for (slot, value) in all.iter_mut().zip(totals.into_iter().chain(t.drops().map(|(_, n)| n))) {
+        *slot = value;
+    }
+    all
 }
 
 fn nic_counters(n: &NicCounterValues) -> [u64; 10] {

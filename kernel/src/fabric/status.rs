@@ -222,21 +222,10 @@ impl fmt::Display for ClusterStatus {
         let t = &self.transport;
         write!(
             f,
-            "; transport: {} frames sent, {} retransmitted, {} delivered, {} undeliverable, drops: malformed {} wrong-cluster {} non-member {} misdirected {} bad-mac {} replay {} no-session {} out-of-window {} incompatible {}",
-            t.frames_sent,
-            t.retransmitted,
-            t.messages_delivered,
-            self.undeliverable,
-            t.dropped_malformed,
-            t.dropped_wrong_cluster,
-            t.dropped_non_member,
-            t.dropped_misdirected,
-            t.dropped_bad_mac,
-            t.dropped_replay,
-            t.dropped_no_session,
-            t.dropped_out_of_window,
-            t.dropped_incompatible
+            "; transport: {} frames sent, {} retransmitted, {} delivered, {} undeliverable, ",
+            t.frames_sent, t.retransmitted, t.messages_delivered, self.undeliverable,
         )?;
+        write_drops(f, t)?;
         let n = &self.nic;
         write!(
             f,
@@ -253,4 +242,14 @@ impl fmt::Display for ClusterStatus {
             n.grant_errors
         )
     }
+}
+
+/// `drops: malformed N wrong-cluster N ...`: the transport's drop counters
+/// by reason, for the console status line and the periodic debug log.
+pub fn write_drops(w: &mut impl fmt::Write, stats: &Stats) -> fmt::Result {
+    w.write_str("drops:")?;
+    for (reason, count) in stats.drops() {
+        write!(w, " {reason} {count}")?;
+    }
+    Ok(())
 }

@@ -108,15 +108,24 @@ impl Stats {
 
     /// Frames dropped for any reason.
     pub fn dropped_total(&self) -> u64 {
-        self.dropped_malformed
-            + self.dropped_wrong_cluster
-            + self.dropped_non_member
-            + self.dropped_misdirected
-            + self.dropped_bad_mac
-            + self.dropped_replay
-            + self.dropped_no_session
-            + self.dropped_out_of_window
-            + self.dropped_incompatible
+        self.drops().iter().map(|(_, n)| n).sum()
+    }
+
+    /// The drop counters by reason, `(name, count)` in the order of the
+    /// fields (names as reports print them: `bad-mac`, `out-of-window`...).
+    /// The one list every report iterates, so none can miss a reason.
+    pub fn drops(&self) -> [(&'static str, u64); 9] {
+        [
+            ("malformed", self.dropped_malformed),
+            ("wrong-cluster", self.dropped_wrong_cluster),
+            ("non-member", self.dropped_non_member),
+            ("misdirected", self.dropped_misdirected),
+            ("bad-mac", self.dropped_bad_mac),
+            ("replay", self.dropped_replay),
+            ("no-session", self.dropped_no_session),
+            ("out-of-window", self.dropped_out_of_window),
+            ("incompatible", self.dropped_incompatible),
+        ]
     }
 }
 
@@ -158,4 +167,35 @@ pub struct PeerCounters {
     pub retransmits: u64,
     /// Messages from it delivered to the user queue.
     pub messages_delivered: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_drop_reason_is_counted_once_under_its_own_name() {
+        let reasons = [
+            (DropReason::Malformed(Malformed::TooShort), "malformed"),
+            (DropReason::WrongCluster, "wrong-cluster"),
+            (DropReason::NonMember, "non-member"),
+            (DropReason::Misdirected, "misdirected"),
+            (DropReason::BadMac, "bad-mac"),
+            (DropReason::Replay, "replay"),
+            (DropReason::NoSession, "no-session"),
+            (DropReason::OutOfWindow, "out-of-window"),
+            (DropReason::Incompatible, "incompatible"),
+        ];
+        let mut names: Vec<&str> = reasons.iter().map(|(_, name)| *name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), reasons.len());
+        for (reason, name) in reasons {
+            let mut stats = Stats::default();
+            stats.count_drop(reason);
+            let counted: Vec<_> = stats.drops().into_iter().filter(|(_, n)| *n > 0).collect();
+            assert_eq!(counted, [(name, 1)], "{reason:?}");
+            assert_eq!(stats.dropped_total(), 1);
+        }
+    }
 }
